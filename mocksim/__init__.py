@@ -1,0 +1,1 @@
+"""mocksim: simulated AutomationOne ESP32 fleets over real MQTT."""

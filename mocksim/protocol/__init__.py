@@ -1,0 +1,1 @@
+"""The wire contract: topics (build/parse), payload builders and the validator."""
