@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -76,7 +77,11 @@ def summarize(samples: list[float], cpu: float, wall: float, setup_s: float, job
 
 
 async def measure(samples: list[float], warmup: float, window: float) -> tuple[int, float, float]:
-    """Sleep through the warm-up, then return (first sample index, CPU s, wall s) of a window."""
+    """Sleep through the warm-up, then return (first sample index, CPU s, wall s) of a window.
+
+    Callers pass the warm-up plus their set-up time: jobs added early in a long set-up are
+    already behind when the loop starts, and the window should see the steady state.
+    """
     await asyncio.sleep(warmup)
     i0, c0, w0 = len(samples), time.process_time(), time.monotonic()
     await asyncio.sleep(window)
@@ -99,7 +104,7 @@ def run_mocksim(rows: list[tuple], warmup: float, window: float, slack: float) -
             sched.add(k, body, interval_s=interval, phase=frac)
         setup = time.perf_counter() - t0
         runner = asyncio.create_task(sched.run())
-        i0, cpu, wall = await measure(samples, warmup, window)
+        i0, cpu, wall = await measure(samples, warmup + setup, window)
         sched.stop()
         await runner
         out = summarize(samples[i0:], cpu, wall, setup, len(rows))
@@ -138,7 +143,7 @@ def run_tasks(rows: list[tuple], warmup: float, window: float, slack: float) -> 
             ivs.append(interval)
         tasks = [asyncio.create_task(device(d, v)) for d, v in per_dev.values()]
         setup = time.perf_counter() - t0
-        i0, cpu, wall = await measure(samples, warmup, window)
+        i0, cpu, wall = await measure(samples, warmup + setup, window)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -178,8 +183,6 @@ def run_apscheduler(rows: list[tuple], warmup: float, window: float, slack: floa
             sched.add_job(body, trig, args=(first, interval))
         sched.start()
         setup = time.perf_counter() - t0
-        # start() inserts the jobs one by one (O(n) each); the ones inserted last start
-        # behind, so give it as long again as the set-up took to reach its steady state.
         i0, cpu, wall = await measure(samples, warmup + setup, window)
         sched.shutdown(wait=False)
         return summarize(samples[i0:], cpu, wall, setup, len(rows))
@@ -190,9 +193,20 @@ def run_apscheduler(rows: list[tuple], warmup: float, window: float, slack: floa
 RUNNERS = {"a": run_mocksim, "b": run_tasks, "c": run_apscheduler}
 
 
+def cpu_available(seconds: float = 0.5) -> float:
+    """CPU seconds a busy loop gets per wall second now: < 1 when other processes compete."""
+    c0, w0 = time.process_time(), time.monotonic()
+    while time.monotonic() - w0 < seconds:
+        pass
+    return (time.process_time() - c0) / (time.monotonic() - w0)
+
+
 def worker(args: argparse.Namespace) -> None:
+    avail = cpu_available()
     rows = job_table(args.devices[0], args.heartbeat, args.sensors)
     result = RUNNERS[args.worker](rows, args.warmup, args.window, args.slack)
+    result["cpu_available"] = avail
+    result["load1"] = os.getloadavg()[0]
     print(json.dumps(result))
 
 
@@ -279,10 +293,10 @@ def main() -> None:
     )
     header = (
         "| design | devices | firings/s | CPU s/s | CPU µs/firing | p50 ms | p99 ms | max ms "
-        "| add µs/job | status |"
+        "| add µs/job | CPU free | load | status |"
     )
     print(header)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 12)
     results: dict[tuple[str, int], dict] = {}
     for n in devices:
         for d in designs:
@@ -295,6 +309,7 @@ def main() -> None:
                 f"| {fmt(r.get('cpu_s_per_s'), '.3f')} | {fmt(r.get('cpu_us_per_firing'), '.1f')} "
                 f"| {fmt(r.get('p50_ms'), '.2f')} | {fmt(r.get('p99_ms'), '.2f')} "
                 f"| {fmt(r.get('max_ms'), '.1f')} | {fmt(r.get('setup_us_per_job'), '.1f')} "
+                f"| {fmt(r.get('cpu_available'), '.2f')} | {fmt(r.get('load1'), '.1f')} "
                 f"| {r['status']} |",
                 flush=True,
             )

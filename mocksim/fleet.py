@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import uuid
+from urllib.parse import quote
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -40,6 +41,7 @@ from mocksim.errors import (
 from mocksim.protocol.message import Message
 from mocksim.protocol.topics import TopicBuilder, TopicKind
 from mocksim.scheduler import JobKey, JobKind, RealClock, Scheduler
+from mocksim.server import ServerClient
 from mocksim.spec import ActuatorSpec, DeviceSpec, PatternSpec, SensorSpec, default_device_id
 from mocksim.store import Checkpoint, DesiredState, DeviceRecord, RuntimeStatus, Store
 from mocksim.transport import (
@@ -50,6 +52,7 @@ from mocksim.transport import (
     Transport,
     transport_from_url,
 )
+from mocksim.transport.endpoint import BrokerEndpoint
 
 __all__ = ["FAST_FACTOR", "DeviceHandle", "Fleet", "FleetStats", "FleetStatus"]
 
@@ -239,6 +242,8 @@ class Fleet:
         self._revision = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance_busy: set[str] = set()
+        # Devices that should run but were leased by another owner: retried every watch.
+        self._orphans: set[str] = set()
         self._inbound = self._malformed = self._unknown_topic = self._rejected = 0
         self._scheduler = Scheduler(RealClock())
         self._engine = Engine(
@@ -277,6 +282,37 @@ class Fleet:
     def status(self) -> FleetStatus:
         """Where the fleet is in its life cycle."""
         return self._status
+
+    @property
+    def broker_url(self) -> str:
+        """URL of the broker the fleet publishes to (the embedded one, if it runs one).
+
+        It carries the credentials, so do not print it; ``str(fleet.broker)`` is safe.
+        """
+        ep = self.broker
+        scheme = "mqtts" if ep.tls else "mqtt"
+        login = ""
+        if ep.username is not None:
+            login = quote(ep.username, safe="")
+            if ep.password is not None:
+                login += ":" + quote(ep.password, safe="")
+            login += "@"
+        return f"{scheme}://{login}{ep.host}:{ep.port}"
+
+    @property
+    def broker(self) -> BrokerEndpoint:
+        """Host, port and login of the broker (``str()`` shows ``host:port`` only)."""
+        endpoint = getattr(self._transport, "endpoint", None)
+        if not isinstance(endpoint, BrokerEndpoint):
+            raise MocksimError("this fleet's transport has no broker endpoint")
+        return endpoint
+
+    def server(self, *, kaiser_id: str = "god", timeout_s: float = 5.0) -> ServerClient:
+        """A :class:`ServerClient` on the fleet's broker: act as the server would.
+
+        Close it when done (or use it in ``with``).
+        """
+        return ServerClient(self.broker_url, kaiser_id=kaiser_id, timeout_s=timeout_s)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -442,7 +478,9 @@ class Fleet:
         ids = [r.spec.id for r in records if r.spec.id not in self._engine]
         claimed = set(await self._db(self.store.claim_leases, self.owner, ids, self._lease_ttl_s))
         skipped = [i for i in ids if i not in claimed]
+        self._orphans.difference_update(claimed)
         if skipped:
+            self._orphans.update(skipped)
             logger.info("%d device(s) are leased by another owner: %s", len(skipped),
                         ", ".join(skipped[:5]))
         todo = [r for r in records if r.spec.id in claimed]
@@ -601,6 +639,7 @@ class Fleet:
         changes = await self._db(self.store.changes_since, self._revision)
         self._revision = max(self._revision, changes.revision)
         for device_id in changes.deleted:
+            self._orphans.discard(device_id)
             await self._drop_local(device_id)
         new = []
         for rec in changes.changed:
@@ -613,6 +652,31 @@ class Fleet:
                 new.append(rec)
         if new:
             await self._start_records(new, reason="POWERON")
+        await self._adopt_orphans()
+
+    async def _adopt_orphans(self) -> None:
+        """Start devices whose lease another owner let expire (it died or let go)."""
+        if not self._orphans:
+            return
+        ids = sorted(self._orphans)
+        claimed = await self._db(self.store.claim_leases, self.owner, ids, self._lease_ttl_s)
+        if not claimed:
+            return
+        records = []
+        for device_id in claimed:
+            try:
+                rec = await self._db(self.store.get_device, device_id)
+            except UnknownDeviceError:
+                self._orphans.discard(device_id)
+                continue
+            if rec.desired_state is DesiredState.STOPPED:
+                self._orphans.discard(device_id)
+                await self._db(self.store.release_leases, self.owner, [device_id])
+            else:
+                records.append(rec)
+        if records:
+            logger.info("taking over %d device(s) whose lease expired", len(records))
+            await self._start_records(records, reason="POWERON")
 
     # ------------------------------------------------------------------ verbs: devices
 

@@ -631,7 +631,10 @@ class Scheduler:
             slot = anchor + n * interval if skipped else first
             entry.n = n + 1
             entry.due = nxt
-            self._push(entry)
+            # _push() inlined (hot path); no re-arming while firing, the caller re-arms.
+            seq = next(self._seq)
+            entry.seq = seq
+            heapq.heappush(self._heap, (nxt, seq, entry))
         entry.fired += 1
         entry.last_due = slot
         self._fired += 1

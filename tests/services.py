@@ -2,8 +2,9 @@
 
 Tests talk to the same servers users run, never to fakes. Each service runs on a free loopback
 port chosen below the kernel's ephemeral range, and a broker keeps its port reserved while it
-is stopped, so neither client sockets nor another test session can take it during an outage. Every child process is ended by a finalizer that also runs at
-interpreter exit, so a failing test leaves nothing behind.
+is stopped, so neither client sockets nor another test session can take it during an outage.
+Every child process is ended by a finalizer that also runs at interpreter exit, so a failing
+test leaves nothing behind.
 
 A missing binary fails the run loudly when ``CI=true`` and is a visible skip elsewhere; both say
 how to install it (``service_missing``).
@@ -143,6 +144,13 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _listens(pid: int, port: int) -> bool:
@@ -346,16 +354,14 @@ class Mosquitto:
         """Start, moving to another free port if someone took ours in the meantime."""
         for _ in range(5):
             try:
-                self.start()
+                self._start(_START_TIMEOUT_S, may_move=not self._fixed_port)
             except _PortTakenError:
-                if self._fixed_port:
-                    raise
                 self._port = free_port()
                 self._child.reserve(self.host, self._port)
                 self._write_config()
             else:
                 return
-        self.start()
+        self._start(_START_TIMEOUT_S, may_move=False)
 
     def start(self, timeout_s: float = _START_TIMEOUT_S) -> None:
         """Start the broker on its port and return once it accepts connections.
@@ -363,22 +369,26 @@ class Mosquitto:
         Raises:
             RuntimeError: it is already running, or it did not come up (the log is included).
         """
+        self._start(timeout_s, may_move=False)
+
+    def _start(self, timeout_s: float, *, may_move: bool) -> None:
         with self._lock:
             if self.running:
                 msg = f"mosquitto on port {self._port} is already running"
                 raise RuntimeError(msg)
             self._child.end()  # reap a broker that died by itself
             deadline = time.monotonic() + timeout_s
+            first = self._output_sizes()
             while True:
+                since = self._output_sizes()
                 proc = self._spawn()
                 if self._wait_listening(proc, deadline):
                     return
-                out = self._output()
                 self._child.end(signal.SIGKILL)
-                taken = "Address already in use" in out
-                if taken and not self._fixed_port and time.monotonic() < deadline:
-                    raise _PortTakenError(out)
+                if may_move and "Address already in use" in self._output(since):
+                    raise _PortTakenError(self._output(since))
                 if time.monotonic() >= deadline:
+                    out = self._output(first)  # every attempt, not just the one cut short
                     msg = f"mosquitto did not start on port {self._port}:\n{out}"
                     raise RuntimeError(msg)
                 time.sleep(0.1)  # the port may still be held briefly after a restart
@@ -408,11 +418,20 @@ class Mosquitto:
             time.sleep(0.01)
         return False
 
-    def _output(self) -> str:
-        return f"{_tail(self._out_path)}\n{_tail(self.log_path)}".strip()
+    def _output_sizes(self) -> tuple[int, int]:
+        return _size(self._out_path), _size(self.log_path)
+
+    def _output(self, since: tuple[int, int] = (0, 0)) -> str:
+        """What the broker wrote since ``since`` (stdout, then its log file)."""
+        parts = []
+        for path, offset in zip((self._out_path, self.log_path), since, strict=True):
+            with contextlib.suppress(OSError), path.open("rb") as file:
+                file.seek(offset)
+                parts.append(file.read().decode(errors="replace"))
+        return "\n".join(part.strip() for part in parts if part.strip()) or "(no output)"
 
     def log_text(self) -> str:
-        """Everything the broker logged so far (useful in assertion messages)."""
+        """Everything the broker wrote so far (useful in assertion messages)."""
         return self._output()
 
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:

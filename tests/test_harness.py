@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -32,8 +32,8 @@ class _Session:
 
     client: mqtt.Client
     connack: ReasonCode
-    inbox: queue.Queue[mqtt.MQTTMessage] = field(default_factory=queue.Queue)
-    subscribed: threading.Event = field(default_factory=threading.Event)
+    inbox: queue.Queue[mqtt.MQTTMessage]
+    subscribed: threading.Event
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import logging
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -32,6 +32,7 @@ from tests.services import PostgresServer
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
+CHILD_TIMEOUT_S = 180
 
 
 class FakeClock:
@@ -73,19 +74,32 @@ def make_spec(n: int, **changes: object) -> DeviceSpec:
     return DeviceSpec.model_validate(data)
 
 
-def run_child(code: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``python -c code args…`` in the repo, with its output captured."""
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code, *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def run_child() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python -c code args…`` in the repo; every child is reaped when the test ends."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(code: str, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def child_output(proc: subprocess.Popen[str]) -> str:
-    out, err = proc.communicate(timeout=120)
+    """What the child printed; fails the test if it failed (with its stderr)."""
+    out, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
     assert proc.returncode == 0, err
     return out.strip()
 
@@ -375,7 +389,8 @@ def test_bad_reading_rows_write_nothing(store: Store) -> None:
 def test_events_round_trip(store: Store) -> None:
     payload = {"esp_id": "MOCK_1", "seq": 7, "nested": {"list": [1, 2.5, None, "x"]}}
     rows = [
-        {"device_id": "MOCK_1", "kind": "heartbeat", "topic": "kaiser/god/esp/MOCK_1/system/heartbeat",
+        {"device_id": "MOCK_1", "kind": "heartbeat",
+         "topic": "kaiser/god/esp/MOCK_1/system/heartbeat",
          "payload": payload, "seq": 7, "device_ts": 1_767_268_800, "received_at": T0},
         {"device_id": "MOCK_1", "kind": "actuator_status", "topic": "t", "payload": [1, 2],
          "received_at": T0 + timedelta(seconds=1)},
@@ -448,7 +463,9 @@ with Store.open(url, create=False) as store:
 """
 
 
-def test_lease_is_exclusive_across_processes(db_url: str) -> None:
+def test_lease_is_exclusive_across_processes(
+    db_url: str, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     later = FakeClock(datetime.now(UTC))
     with Store.open(db_url, clock=later) as store:
         store.create_devices([make_spec(1), make_spec(2)])
@@ -464,7 +481,9 @@ def test_lease_is_exclusive_across_processes(db_url: str) -> None:
         assert store.lease_owner("MOCK_1") == "parent"
 
 
-def test_concurrent_claims_from_two_processes_never_overlap(db_url: str) -> None:
+def test_concurrent_claims_from_two_processes_never_overlap(
+    db_url: str, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     with Store.open(db_url) as store:
         store.create_devices([make_spec(i) for i in range(300)])
         ids = set(store.device_ids())
@@ -495,7 +514,9 @@ def test_empty_database_is_migrated_and_reopened_idempotently(db_url: str) -> No
         engine.dispose()
 
 
-def test_concurrent_first_opens_from_three_processes_do_not_crash(db_url: str) -> None:
+def test_concurrent_first_opens_from_three_processes_do_not_crash(
+    db_url: str, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     code = (
         "import sys\nfrom mocksim.store import Store\n"
         "with Store.open(sys.argv[1]) as s: print(s.revision())"
@@ -560,7 +581,7 @@ def test_password_never_appears_in_logs_repr_or_errors(
     pg_server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    password = "Pw_s3cr#t/x9"  # noqa: S105 - a test secret that must never leak
+    password = "Pw_s3cr#t/x9"
     good = sa.make_url(pg_server.create_database()).set(password=password)
     # trust auth ignores the password, so this opens: reprs and logs must still mask it.
     with Store.open(good) as store:

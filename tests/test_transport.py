@@ -38,6 +38,7 @@ from mocksim.transport import (
 )
 from mocksim.transport.resilience import ConnectPacer
 from mocksim.transport.routing import device_id_of, shared_filter
+from tests.services import free_port
 
 TOPICS = TopicBuilder()
 
@@ -172,7 +173,8 @@ def test_breaker_opens_after_consecutive_failures_and_success_resets_the_count()
 
 def test_breaker_half_opens_after_open_period_and_closes_after_successes():
     clock = FakeClock()
-    breaker = CircuitBreaker(BreakerConfig(failures=1, open_s=30, successes_to_close=3), clock=clock)
+    config = BreakerConfig(failures=1, open_s=30, successes_to_close=3)
+    breaker = CircuitBreaker(config, clock=clock)
     breaker.record_failure()
     clock.now += 29.9
     assert breaker.state is BreakerState.OPEN
@@ -208,7 +210,7 @@ def test_backoff_doubles_from_one_second_to_sixty_with_bounded_jitter():
 
 
 def test_bad_breaker_setting_names_the_field():
-    with pytest.raises(SpecError, match="breaker.failures"):
+    with pytest.raises(SpecError, match=r"breaker\.failures"):
         BreakerConfig(failures=0)
 
 
@@ -372,11 +374,13 @@ async def test_crash_makes_the_broker_publish_the_retained_will_then_reconnects(
         assert transport.publish(dev, heartbeat(dev)) is PublishOutcome.DROPPED
         await until(lambda: len(peer.messages()) == 1, 10, "the will")
         will = orjson.loads(peer.messages()[0].payload)
-        assert will["status"] == "offline" and will["esp_id"] == dev
+        assert will["status"] == "offline"
+        assert will["esp_id"] == dev
         late = peers(mosquitto.port)
         late.subscribe(TOPICS.will(dev))
         await until(lambda: len(late.messages()) == 1, 10, "the retained will")
-        assert late.messages()[0].retain and late.messages()[0].qos == 1
+        assert late.messages()[0].retain
+        assert late.messages()[0].qos == 1
         await until(lambda: transport.is_connected(dev), 10, "the reconnect")
         assert listener.connected == [(dev, False), (dev, True)]
         assert listener.disconnected == [(dev, "crash")]
@@ -505,7 +509,8 @@ async def test_broker_outage_opens_then_closes_the_breaker_and_drops_count_the_g
         running = False
         await publisher
         stats = transport.stats()
-        assert BreakerState.OPEN in states and stats.breaker_state is BreakerState.CLOSED
+        assert BreakerState.OPEN in states
+        assert stats.breaker_state is BreakerState.CLOSED
         assert stats.breaker_opened >= 1
         assert stats.dropped == offline_attempts
         # ~10 s of 20 devices at 10/s offline, plus the time to come back
@@ -559,7 +564,8 @@ async def test_password_broker_accepts_right_credentials_and_names_wrong_ones(mo
     assert message == (
         f"broker 127.0.0.1:{broker.port} refused the credentials for user 'alice' (not authorized)"
     )
-    assert "wrong-pw" not in message and "wrong-pw" not in repr(bad)
+    assert "wrong-pw" not in message
+    assert "wrong-pw" not in repr(bad)
 
     # Without the start probe, add_device does not raise; the error shows per device.
     unprobed = await started(
@@ -568,7 +574,8 @@ async def test_password_broker_accepts_right_credentials_and_names_wrong_ones(mo
     try:
         await unprobed.add_device(session_for(dev))
         await until(lambda: unprobed.device_stats(dev).last_error is not None, 10, "the error")
-        assert "refused the credentials for user 'alice'" in str(unprobed.device_stats(dev).last_error)
+        error = str(unprobed.device_stats(dev).last_error)
+        assert "refused the credentials for user 'alice'" in error
         assert not unprobed.is_connected(dev)
     finally:
         await unprobed.close()
@@ -576,8 +583,6 @@ async def test_password_broker_accepts_right_credentials_and_names_wrong_ones(mo
 
 @pytest.mark.asyncio
 async def test_unreachable_broker_fails_start_with_a_clear_error():
-    from tests.services import free_port
-
     port = free_port()
     with pytest.raises(TransportError, match=f"cannot connect to broker 127.0.0.1:{port}"):
         await MqttTransport(f"mqtt://127.0.0.1:{port}").start(Recorder())
@@ -700,5 +705,5 @@ async def test_embedded_broker_carries_a_session_and_its_will():
     finally:
         await asyncio.to_thread(peer.close)
         await transport.close()
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)  # the broker closed with the transport

@@ -504,6 +504,8 @@ class MqttTransport(Transport):
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             outbox.published += 1
             if qos:
+                if not link.in_flight:
+                    client.on_publish = self._on_publish
                 link.in_flight[info.mid] = outbox
             return PublishOutcome.SENT
         if rc in (MQTTErrorCode.MQTT_ERR_NO_CONN, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
@@ -717,7 +719,8 @@ class MqttTransport(Transport):
         client.on_socket_unregister_write = self._on_socket_unregister_write
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
-        client.on_publish = self._on_publish
+        # on_publish is set only while QoS 1 messages are in flight: for QoS 0 paho would build
+        # a ReasonCode and a Properties object per message just to tell us it was written.
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         return client
@@ -960,11 +963,14 @@ class MqttTransport(Transport):
         if link.client is not client:
             return
         outbox = link.in_flight.pop(mid, None)
-        if outbox is not None:
-            outbox.acked += 1
-            if link.waiting:
-                self._drain(link)
+        if outbox is None:
+            return  # a QoS 0 message written while QoS 1 ones were in flight
+        outbox.acked += 1
         self._on_success()
+        if link.waiting:
+            self._drain(link)
+        if not link.in_flight:
+            client.on_publish = None
 
     def _on_message(self, client: mqtt.Client, link: _Link, message: MQTTMessage) -> None:
         if link.client is not client:

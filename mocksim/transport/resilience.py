@@ -86,8 +86,8 @@ class CircuitBreaker:
     CLOSED counts consecutive failures (any success resets the count) and opens after
     ``failures``. OPEN refuses attempts for ``open_s``, then turns HALF_OPEN, which lets up to
     ``successes_to_close`` attempts through at a time as probes: a failure re-opens it, and
-    ``successes_to_close`` successes close it. Successes are successful connects and publishes
-    that reached the broker.
+    ``successes_to_close`` successes close it. Successes are successful connects and QoS 1 publishes
+    the broker acknowledged.
     """
 
     __slots__ = (
