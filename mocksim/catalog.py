@@ -160,7 +160,7 @@ class SensorModel:
         return tuple(v.sensor_type for v in self.values)
 
 
-def _v(
+def _v(  # noqa: PLR0917  (a table row: positional reads best in the table below)
     sensor_type: str,
     unit: str,
     rng: tuple[float, float],
@@ -170,7 +170,9 @@ def _v(
     *,
     analog: bool = False,
 ) -> ValueModel:
-    return ValueModel(sensor_type, unit, rng[0], rng[1], default, codec[0], codec[1], decimals, analog)
+    return ValueModel(
+        sensor_type, unit, rng[0], rng[1], default, codec[0], codec[1], decimals, analog
+    )
 
 
 _X100 = (_x100_enc, _x100_dec)
@@ -201,7 +203,9 @@ SENSOR_TYPES: MappingProxyType[str, SensorModel] = MappingProxyType(
             default_i2c_address=0x76,
         ),
         "ph": SensorModel(
-            "ph", Bus.ANALOG, (_v("ph", "pH", (0.0, 14.0), 6.2, (_ph_enc, _ph_dec), 2, analog=True),)
+            "ph",
+            Bus.ANALOG,
+            (_v("ph", "pH", (0.0, 14.0), 6.2, (_ph_enc, _ph_dec), 2, analog=True),),
         ),
         "ec": SensorModel(
             "ec",

@@ -48,13 +48,25 @@ def demo_specs() -> list[dict[str, Any]]:
             "zone_id": "greenhouse",
             "heartbeat_interval_s": 30,
             "sensors": [
-                {"gpio": 4, "sensor_type": "ds18b20", "interval_s": 5,
-                 "pattern": {"kind": "drift", "start": 20.0, "step": 0.25, "min": 18, "max": 26}},
-                {"gpio": 21, "sensor_type": "sht31", "interval_s": 10,
-                 "pattern": {"kind": "sine", "base": 23.0, "amplitude": 2.0, "period_s": 120},
-                 "patterns": {"sht31_humidity": {"kind": "walk", "base": 60.0, "step": 0.8}}},
-                {"gpio": 34, "sensor_type": "moisture", "interval_s": 5,
-                 "pattern": {"kind": "drift", "start": 55.0, "step": -0.5, "min": 30, "max": 60}},
+                {
+                    "gpio": 4,
+                    "sensor_type": "ds18b20",
+                    "interval_s": 5,
+                    "pattern": {"kind": "drift", "start": 20.0, "step": 0.25, "min": 18, "max": 26},
+                },
+                {
+                    "gpio": 21,
+                    "sensor_type": "sht31",
+                    "interval_s": 10,
+                    "pattern": {"kind": "sine", "base": 23.0, "amplitude": 2.0, "period_s": 120},
+                    "patterns": {"sht31_humidity": {"kind": "walk", "base": 60.0, "step": 0.8}},
+                },
+                {
+                    "gpio": 34,
+                    "sensor_type": "moisture",
+                    "interval_s": 5,
+                    "pattern": {"kind": "drift", "start": 55.0, "step": -0.5, "min": 30, "max": 60},
+                },
             ],
             "actuators": [
                 {"gpio": 5, "actuator_type": "pump", "max_runtime_ms": 120_000},
@@ -66,10 +78,18 @@ def demo_specs() -> list[dict[str, Any]]:
             "zone_id": "greenhouse",
             "heartbeat_interval_s": 30,
             "sensors": [
-                {"gpio": 32, "sensor_type": "ph", "interval_s": 10,
-                 "pattern": {"kind": "random", "base": 6.2, "range": 0.15}},
-                {"gpio": 33, "sensor_type": "ec", "interval_s": 10,
-                 "pattern": {"kind": "walk", "base": 1500, "step": 15}},
+                {
+                    "gpio": 32,
+                    "sensor_type": "ph",
+                    "interval_s": 10,
+                    "pattern": {"kind": "random", "base": 6.2, "range": 0.15},
+                },
+                {
+                    "gpio": 33,
+                    "sensor_type": "ec",
+                    "interval_s": 10,
+                    "pattern": {"kind": "walk", "base": 1500, "step": 15},
+                },
                 {"gpio": 22, "sensor_type": "bmp280", "interval_s": 15},
             ],
             "actuators": [{"gpio": 18, "actuator_type": "pwm", "default_pwm": 128}],
@@ -85,15 +105,27 @@ def _load_specs(path: str) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-        raise SpecError("file", path, None, f"file: {path} must hold a device spec, a list of "
-                        "them, or a mapping with a 'devices' list")
+        raise SpecError(
+            "file",
+            path,
+            None,
+            f"file: {path} must hold a device spec, a list of "
+            "them, or a mapping with a 'devices' list",
+        )
     return data
 
 
 def _devices_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    cols = ["device_id", "desired_state", "runtime_status", "zone_id", "sensors", "actuators",
-            "config_version"]
+    cols = [
+        "device_id",
+        "desired_state",
+        "runtime_status",
+        "zone_id",
+        "sensors",
+        "actuators",
+        "config_version",
+    ]
     for c in cols:
         table.add_column(c)
     for r in rows:
@@ -191,10 +223,17 @@ def _status_line(fleet: Fleet) -> str:
 def _cmd_run(args: argparse.Namespace, out: Console) -> int:
     stopper = _Stopper()
     stopper.install()
-    with Fleet(db=args.db, mqtt=args.mqtt, seed=args.seed, fast=args.fast or None,
-               session_mode=args.session_mode) as fleet:
-        out.print(f"mocksim run: {len(fleet.devices())} device(s) in {fleet.store.url}, "
-                  f"broker {fleet.broker}; Ctrl-C or SIGTERM stops")
+    with Fleet(
+        db=args.db,
+        mqtt=args.mqtt,
+        seed=args.seed,
+        fast=args.fast or None,
+        session_mode=args.session_mode,
+    ) as fleet:
+        out.print(
+            f"mocksim run: {len(fleet.devices())} device(s) in {fleet.store.url}, "
+            f"broker {fleet.broker}; Ctrl-C or SIGTERM stops"
+        )
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stopper.event.is_set():
             wait = args.status_every
@@ -219,8 +258,10 @@ def _cmd_demo(args: argparse.Namespace, out: Console) -> int:
             fleet.add_devices(new)
         fleet.start()
         fleet.wait_connected(10)
-        out.print(f"mocksim demo: {len(demo_specs())} greenhouse boards on an embedded broker "
-                  f"({fleet.broker}), database {fleet.store.url}")
+        out.print(
+            f"mocksim demo: {len(demo_specs())} greenhouse boards on an embedded broker "
+            f"({fleet.broker}), database {fleet.store.url}"
+        )
         latest: dict[tuple[str, int, str], dict[str, Any]] = {}
         with fleet.server() as server:
             deadline = time.monotonic() + args.duration
@@ -244,14 +285,24 @@ def _cmd_demo(args: argparse.Namespace, out: Console) -> int:
 
 def _readings_table(latest: dict[tuple[str, int, str], dict[str, Any]], fleet: Fleet) -> Table:
     stats = fleet.stats()
-    table = Table(title=f"live readings (published {stats.published}, "
-                        f"dropped {stats.dropped}, lag p99 {stats.lag_p99_ms:.1f} ms)")
+    table = Table(
+        title=f"live readings (published {stats.published}, "
+        f"dropped {stats.dropped}, lag p99 {stats.lag_p99_ms:.1f} ms)"
+    )
     for c in ("device", "gpio", "sensor_type", "raw", "value", "unit", "quality", "seq", "ts"):
         table.add_column(c)
     for (device, gpio, stype), p in sorted(latest.items()):
-        table.add_row(device, str(gpio), stype, str(p["raw"]), f"{p['value']:.2f}", p["unit"],
-                      p["quality"], str(p["seq"]), time.strftime("%H:%M:%S",
-                                                                  time.localtime(p["ts"])))
+        table.add_row(
+            device,
+            str(gpio),
+            stype,
+            str(p["raw"]),
+            f"{p['value']:.2f}",
+            p["unit"],
+            p["quality"],
+            str(p["seq"]),
+            time.strftime("%H:%M:%S", time.localtime(p["ts"])),
+        )
     return table
 
 
@@ -260,21 +311,29 @@ def _readings_table(latest: dict[tuple[str, int, str], dict[str, Any]], fleet: F
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mocksim", description=__doc__.splitlines()[0])
-    p.add_argument("--db", default=None,
-                   help="database URL (default: MOCKSIM_DB_URL or sqlite:///mocksim.db)")
+    p.add_argument(
+        "--db", default=None, help="database URL (default: MOCKSIM_DB_URL or sqlite:///mocksim.db)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the fleet headless until SIGINT/SIGTERM")
-    run.add_argument("--mqtt", default=None,
-                     help="broker URL (default: MOCKSIM_MQTT_URL or an embedded broker)")
+    run.add_argument(
+        "--mqtt", default=None, help="broker URL (default: MOCKSIM_MQTT_URL or an embedded broker)"
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--fast", action="store_true", help="every timer 10x sooner")
     run.add_argument("--session-mode", default="per_device", choices=["per_device", "shared"])
-    run.add_argument("--status-every", type=float, default=10.0, metavar="S",
-                     help="print a one-line status every S seconds")
-    run.add_argument("--duration", type=float, default=None, metavar="S",
-                     help="stop by itself after S seconds")
+    run.add_argument(
+        "--status-every",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="print a one-line status every S seconds",
+    )
+    run.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop by itself after S seconds"
+    )
 
     demo = sub.add_parser("demo", help="a greenhouse fleet on embedded defaults, live readings")
     demo.add_argument("--duration", type=float, default=60.0, metavar="S")
@@ -305,8 +364,10 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mocksim`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     out = Console()
     err = Console(stderr=True)
     try:

@@ -498,8 +498,12 @@ class Device:
                 before = old_sensors.get(key)
                 if before is None or not before.active or before.interval_s != s.interval_s:
                     step.timers.append(
-                        Timer(sensor_timer_name(key), TimerKind.SENSOR, s.interval_s,
-                              now + s.interval_s if before is not None else None)
+                        Timer(
+                            sensor_timer_name(key),
+                            TimerKind.SENSOR,
+                            s.interval_s,
+                            now + s.interval_s if before is not None else None,
+                        )
                     )
         if spec.heartbeat_interval_s != old.heartbeat_interval_s or (
             spec.wait_for_ack != old.wait_for_ack
@@ -672,36 +676,62 @@ class Device:
         a = self._actuators.get(gpio)
         if a is None:
             step.messages.append(
-                self._response(now, gpio, p, command, success=False,
-                               message=f"Actuator not configured on GPIO {gpio}")
+                self._response(
+                    now,
+                    gpio,
+                    p,
+                    command,
+                    success=False,
+                    message=f"Actuator not configured on GPIO {gpio}",
+                )
             )
             return step
         if command not in ("ON", "OFF", "PWM", "TOGGLE"):
             step.messages.append(
-                self._response(now, gpio, p, command, success=False,
-                               message=f"Unknown command {raw_cmd!r} (ON, OFF, PWM, TOGGLE)")
+                self._response(
+                    now,
+                    gpio,
+                    p,
+                    command,
+                    success=False,
+                    message=f"Unknown command {raw_cmd!r} (ON, OFF, PWM, TOGGLE)",
+                )
             )
             return step
         if a.emergency is not Emergency.NORMAL:
-            step.messages.append(self._alert(now, gpio, "emergency_stop",
-                                             f"GPIO {gpio} is emergency-stopped"))
+            step.messages.append(
+                self._alert(now, gpio, "emergency_stop", f"GPIO {gpio} is emergency-stopped")
+            )
             step.messages.append(self._status(now, gpio))
             step.messages.append(
-                self._response(now, gpio, p, command, success=False,
-                               message="Actuator is emergency-stopped; clear the emergency first")
+                self._response(
+                    now,
+                    gpio,
+                    p,
+                    command,
+                    success=False,
+                    message="Actuator is emergency-stopped; clear the emergency first",
+                )
             )
             return step
         if self.safe_mode:
             step.messages.append(
-                self._response(now, gpio, p, command, success=False,
-                               message="Device is in safe mode")
+                self._response(
+                    now, gpio, p, command, success=False, message="Device is in safe mode"
+                )
             )
             return step
         value = p.get("value", 1.0 if command == "ON" else 0.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
             step.messages.append(
-                self._response(now, gpio, p, command, success=False,
-                               message=f"value {value!r} out of range 0.0-1.0")
+                self._response(
+                    now,
+                    gpio,
+                    p,
+                    command,
+                    success=False,
+                    message=f"value {value!r} out of range 0.0-1.0",
+                )
             )
             return step
         duration = p.get("duration", 0)
@@ -716,8 +746,9 @@ class Device:
         step.cancel.append(f"auto_off:{gpio}")
         step.extend(self._drive(now, gpio, target_state, target_pwm))
         if command == "ON" and duration > 0:
-            step.timers.append(Timer(f"auto_off:{gpio}", TimerKind.AUTO_OFF, None,
-                                     now + float(duration)))
+            step.timers.append(
+                Timer(f"auto_off:{gpio}", TimerKind.AUTO_OFF, None, now + float(duration))
+            )
         return step
 
     @staticmethod
@@ -762,8 +793,11 @@ class Device:
         if a.set(now, state, pwm):
             step.messages.append(self._status(now, gpio))
         if state and not was_on and a.spec.max_runtime_ms:
-            step.timers.append(Timer(f"runtime:{gpio}", TimerKind.RUNTIME, None,
-                                     now + a.spec.max_runtime_ms / 1000.0))
+            step.timers.append(
+                Timer(
+                    f"runtime:{gpio}", TimerKind.RUNTIME, None, now + a.spec.max_runtime_ms / 1000.0
+                )
+            )
         elif not state:
             step.cancel.append(f"runtime:{gpio}")
         return step
@@ -789,8 +823,12 @@ class Device:
         a.emergency = Emergency.ACTIVE
         a.set(now, False, 0)
         step.messages.append(
-            self._alert(now, gpio, "runtime_protection",
-                        f"GPIO {gpio} exceeded max runtime {a.spec.max_runtime_ms} ms")
+            self._alert(
+                now,
+                gpio,
+                "runtime_protection",
+                f"GPIO {gpio} exceeded max runtime {a.spec.max_runtime_ms} ms",
+            )
         )
         step.messages.append(self._status(now, gpio))
         return step
@@ -824,8 +862,11 @@ class Device:
             a.set(now, False, 0)
             step.messages.append(self._status(now, gpio))
         if self._actuators:
-            step.messages.append(self._alert(now, SYSTEM_GPIO, "emergency_stop",
-                                             str(p.get("reason", "emergency stop"))))
+            step.messages.append(
+                self._alert(
+                    now, SYSTEM_GPIO, "emergency_stop", str(p.get("reason", "emergency stop"))
+                )
+            )
         step.messages.append(
             self._msg(
                 TopicKind.EMERGENCY_ACK,
@@ -932,8 +973,9 @@ class Device:
                 self._spec = new
                 step.spec = new
                 status = "subzone_assigned"
-        step.messages.append(self._subzone_ack(now, status, str(subzone or ""),
-                                               p.get("correlation_id")))
+        step.messages.append(
+            self._subzone_ack(now, status, str(subzone or ""), p.get("correlation_id"))
+        )
         if status == "subzone_assigned" and p.get("safe_mode_active"):
             step.extend(self._safe_gpios(now, set(gpios)))
         return step
@@ -947,8 +989,9 @@ class Device:
             self._spec = new
             step.spec = new
             status = "subzone_removed"
-        step.messages.append(self._subzone_ack(now, status, str(subzone or ""),
-                                               p.get("correlation_id")))
+        step.messages.append(
+            self._subzone_ack(now, status, str(subzone or ""), p.get("correlation_id"))
+        )
         return step
 
     def _subzone_safe(self, now: float, p: dict[str, Any]) -> Step:
@@ -981,8 +1024,11 @@ class Device:
             actuators, fails = self._config_actuators(p.get("actuators"))
             responses.append(self._config_response("actuator", len(actuators), fails, cid_s))
         if not responses:
-            responses.append(self._config_response(
-                "sensor", 0, [{"error": "config has neither sensors nor actuators"}], cid_s))
+            responses.append(
+                self._config_response(
+                    "sensor", 0, [{"error": "config has neither sensors nor actuators"}], cid_s
+                )
+            )
             step.messages.extend(responses)
             return step
         try:
@@ -1030,12 +1076,19 @@ class Device:
             gpio = item.get("gpio")
             stype = str(item.get("sensor_type", "")).lower()
             # The server may name a part (sht31) or one of its split values (sht31_temp).
-            part = stype if stype in SENSOR_TYPES else next(
-                (n for n, m in SENSOR_TYPES.items() if stype in m.value_types), None
+            part = (
+                stype
+                if stype in SENSOR_TYPES
+                else next((n for n, m in SENSOR_TYPES.items() if stype in m.value_types), None)
             )
             if part is None:
-                fails.append({"gpio": gpio, "sensor_type": stype,
-                              "error": f"unknown sensor_type; one of {sorted(VALUE_TYPES)}"})
+                fails.append(
+                    {
+                        "gpio": gpio,
+                        "sensor_type": stype,
+                        "error": f"unknown sensor_type; one of {sorted(VALUE_TYPES)}",
+                    }
+                )
                 continue
             if item.get("active") is False:
                 continue
@@ -1047,9 +1100,12 @@ class Device:
             data.update({"gpio": gpio, "sensor_type": part})
             if interval is not None:
                 data["interval_s"] = interval
-            for src, dst in (("sensor_name", "name"), ("subzone_id", "subzone_id"),
-                             ("onewire_address", "onewire_address"),
-                             ("i2c_address", "i2c_address")):
+            for src, dst in (
+                ("sensor_name", "name"),
+                ("subzone_id", "subzone_id"),
+                ("onewire_address", "onewire_address"),
+                ("i2c_address", "i2c_address"),
+            ):
                 if item.get(src) not in (None, ""):
                     data[dst] = item[src]
             try:
@@ -1073,8 +1129,17 @@ class Device:
                 continue
             data = {
                 k: item[k]
-                for k in ("gpio", "actuator_type", "inverted_logic", "default_state",
-                          "default_pwm", "max_runtime_ms", "aux_gpio", "critical", "subzone_id")
+                for k in (
+                    "gpio",
+                    "actuator_type",
+                    "inverted_logic",
+                    "default_state",
+                    "default_pwm",
+                    "max_runtime_ms",
+                    "aux_gpio",
+                    "critical",
+                    "subzone_id",
+                )
                 if item.get(k) is not None
             }
             if item.get("actuator_name"):
@@ -1099,8 +1164,12 @@ class Device:
         command = raw.lower() if isinstance(raw, str) else ""
         step = Step()
 
-        def respond(success: bool, message: str = "", error: str | None = None,
-                    data: Mapping[str, Any] | None = None) -> None:
+        def respond(
+            success: bool,
+            message: str = "",
+            error: str | None = None,
+            data: Mapping[str, Any] | None = None,
+        ) -> None:
             step.messages.append(
                 self._msg(
                     TopicKind.SYSTEM_COMMAND_RESPONSE,
@@ -1130,13 +1199,17 @@ class Device:
             self.safe_mode = False
             respond(True, "safe mode left")
         elif command == "status":
-            respond(True, "ok", data={
-                "uptime": self.uptime(now),
-                "boot_count": self.boot_count,
-                "safe_mode": self.safe_mode,
-                "zone_id": self.zone_id,
-                "actuators": [self.actuator_state(g, now) for g in sorted(self._actuators)],
-            })
+            respond(
+                True,
+                "ok",
+                data={
+                    "uptime": self.uptime(now),
+                    "boot_count": self.boot_count,
+                    "safe_mode": self.safe_mode,
+                    "zone_id": self.zone_id,
+                    "actuators": [self.actuator_state(g, now) for g in sorted(self._actuators)],
+                },
+            )
         elif command == "diagnostics":
             respond(True, "ok")
             step.messages.append(

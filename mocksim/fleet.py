@@ -20,11 +20,11 @@ import os
 import socket
 import threading
 import uuid
-from urllib.parse import quote
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import orjson
 import pandas as pd
@@ -47,7 +47,6 @@ from mocksim.store import Checkpoint, DesiredState, DeviceRecord, RuntimeStatus,
 from mocksim.transport import (
     DeviceSession,
     OfflinePolicy,
-    PublishOutcome,
     SessionMode,
     Transport,
     transport_from_url,
@@ -142,9 +141,7 @@ class _LoopThread:
                 for task in pending:
                     task.cancel()
                 if pending:
-                    self.loop.run_until_complete(
-                        asyncio.gather(*pending, return_exceptions=True)
-                    )
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             finally:
                 self.loop.close()
@@ -244,6 +241,8 @@ class Fleet:
         self._maintenance_busy: set[str] = set()
         # Devices that should run but were leased by another owner: retried every watch.
         self._orphans: set[str] = set()
+        # The config_version each running device was last brought up to.
+        self._applied: dict[str, int] = {}
         self._inbound = self._malformed = self._unknown_topic = self._rejected = 0
         self._scheduler = Scheduler(RealClock())
         self._engine = Engine(
@@ -279,8 +278,8 @@ class Fleet:
         )
 
     @property
-    def status(self) -> FleetStatus:
-        """Where the fleet is in its life cycle."""
+    def lifecycle(self) -> FleetStatus:
+        """Where the fleet is in its life cycle (starting, running, closing, closed)."""
         return self._status
 
     @property
@@ -338,9 +337,7 @@ class Fleet:
             raise
         except concurrent.futures.TimeoutError:
             fut.cancel()
-            raise TimeoutError(
-                f"the fleet loop did not answer within {self._timeout} s"
-            ) from None
+            raise TimeoutError(f"the fleet loop did not answer within {self._timeout} s") from None
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call in the worker pool, off the loop."""
@@ -407,8 +404,11 @@ class Fleet:
 
             self._spawn(run(), name)
 
-        self._scheduler.add(JobKey("", JobKind.CHECKPOINT if name == "checkpoint" else
-                                   JobKind.OTHER, name), fire, interval_s=interval_s)
+        self._scheduler.add(
+            JobKey("", JobKind.CHECKPOINT if name == "checkpoint" else JobKind.OTHER, name),
+            fire,
+            interval_s=interval_s,
+        )
 
     def close(self) -> None:
         """Stop every device, checkpoint, disconnect cleanly (no last will); idempotent.
@@ -481,8 +481,9 @@ class Fleet:
         self._orphans.difference_update(claimed)
         if skipped:
             self._orphans.update(skipped)
-            logger.info("%d device(s) are leased by another owner: %s", len(skipped),
-                        ", ".join(skipped[:5]))
+            logger.info(
+                "%d device(s) are leased by another owner: %s", len(skipped), ", ".join(skipped[:5])
+            )
         todo = [r for r in records if r.spec.id in claimed]
         cps = await self._db(self.store.load_checkpoints, [r.spec.id for r in todo])
         for rec in todo:
@@ -491,10 +492,15 @@ class Fleet:
             if cp:
                 state.setdefault("boot_count", cp.boot_count)
                 state.setdefault("seq", cp.seq)
-            device = Device(rec.spec, seed=self.seed, builder=self._builder(rec.spec.kaiser_id),
-                            checkpoint=state or None)
+            device = Device(
+                rec.spec,
+                seed=self.seed,
+                builder=self._builder(rec.spec.kaiser_id),
+                checkpoint=state or None,
+            )
             self._apply_overrides(device, rec.overrides)
             active = rec.desired_state is DesiredState.RUNNING
+            self._applied[rec.spec.id] = rec.config_version
             self._engine.add(device, reason=reason, active=active)
             await self._connect(device)
         started = [r.spec.id for r in todo]
@@ -517,6 +523,7 @@ class Fleet:
         """Stop running a device here (timers off, session closed) without touching the DB."""
         if device_id not in self._engine:
             return
+        self._applied.pop(device_id, None)
         self._engine.remove(device_id)
         assert self._transport is not None
         await self._transport.remove_device(device_id, graceful=graceful)
@@ -538,6 +545,10 @@ class Fleet:
         device_id = rec.spec.id
         if device_id not in self._engine:
             return
+        # The watcher may hold a record read before a newer write was applied: never go back.
+        if rec.config_version < self._applied.get(device_id, 0):
+            return
+        self._applied[device_id] = rec.config_version
         device = self._engine.device(device_id)
         if device.spec != rec.spec:
             self._engine.run(device_id, lambda d, now: d.apply_spec(now, rec.spec))
@@ -598,10 +609,15 @@ class Fleet:
             logger.debug("inbound non-JSON payload on %s (%d bytes)", topic, len(payload))
             return
         if parsed.kind is TopicKind.SERVER_STATUS or parsed.esp_id is None:
-            targets = [device_id] if device_id is not None else [
-                i for i in self._engine.ids()
-                if self._engine.device(i).spec.kaiser_id == builder.kaiser_id
-            ]
+            targets = (
+                [device_id]
+                if device_id is not None
+                else [
+                    i
+                    for i in self._engine.ids()
+                    if self._engine.device(i).spec.kaiser_id == builder.kaiser_id
+                ]
+            )
         else:
             targets = [parsed.esp_id]
         for target in targets:
@@ -725,8 +741,9 @@ class Fleet:
         return self._run(self._add_devices, prepared, start)
 
     @staticmethod
-    def _spec_from(spec: DeviceSpec | Mapping[str, Any] | None,
-                   fields: Mapping[str, Any]) -> DeviceSpec | dict[str, Any]:
+    def _spec_from(
+        spec: DeviceSpec | Mapping[str, Any] | None, fields: Mapping[str, Any]
+    ) -> DeviceSpec | dict[str, Any]:
         if spec is None:
             return dict(fields)
         if fields:
@@ -807,31 +824,48 @@ class Fleet:
             ts = self._transport.device_stats(did) if local else None
             dev = self._engine.device(did) if local else None
             counters = self._engine.counters(did) if local else None
-            rows.append({
-                "device_id": did,
-                "desired_state": r.desired_state.value,
-                "runtime_status": (
-                    ("running" if self._engine.is_active(did) else "paused") if local
-                    else r.runtime_status.value
-                ),
-                "zone_id": r.spec.zone_id,
-                "sensors": len(r.spec.sensors),
-                "actuators": len(r.spec.actuators),
-                "connected": bool(ts.connected) if ts else False,
-                "produced": counters.produced if counters else 0,
-                "published": ts.published if ts else 0,
-                "dropped": ts.dropped if ts else 0,
-                "boot_count": dev.boot_count if dev else None,
-                "seq": dev.seq if dev else None,
-                "last_publish": (
-                    pd.Timestamp(counters.last_publish, unit="s", tz="UTC")
-                    if counters and counters.last_publish else pd.NaT
-                ),
-                "config_version": r.config_version,
-            })
-        cols = ["device_id", "desired_state", "runtime_status", "zone_id", "sensors",
-                "actuators", "connected", "produced", "published", "dropped", "boot_count",
-                "seq", "last_publish", "config_version"]
+            rows.append(
+                {
+                    "device_id": did,
+                    "desired_state": r.desired_state.value,
+                    "runtime_status": (
+                        ("running" if self._engine.is_active(did) else "paused")
+                        if local
+                        else r.runtime_status.value
+                    ),
+                    "zone_id": r.spec.zone_id,
+                    "sensors": len(r.spec.sensors),
+                    "actuators": len(r.spec.actuators),
+                    "connected": bool(ts.connected) if ts else False,
+                    "produced": counters.produced if counters else 0,
+                    "published": ts.published if ts else 0,
+                    "dropped": ts.dropped if ts else 0,
+                    "boot_count": dev.boot_count if dev else None,
+                    "seq": dev.seq if dev else None,
+                    "last_publish": (
+                        pd.Timestamp(counters.last_publish, unit="s", tz="UTC")
+                        if counters and counters.last_publish
+                        else pd.NaT
+                    ),
+                    "config_version": r.config_version,
+                }
+            )
+        cols = [
+            "device_id",
+            "desired_state",
+            "runtime_status",
+            "zone_id",
+            "sensors",
+            "actuators",
+            "connected",
+            "produced",
+            "published",
+            "dropped",
+            "boot_count",
+            "seq",
+            "last_publish",
+            "config_version",
+        ]
         return pd.DataFrame(rows, columns=cols)
 
     def status(self, device_id: str) -> dict[str, Any]:
@@ -858,25 +892,27 @@ class Fleet:
             now = self._engine.now()
             c = self._engine.counters(device_id)
             ts = self._transport.device_stats(device_id)
-            out.update({
-                "runtime_status": "running" if self._engine.is_active(device_id) else "paused",
-                "boot_count": d.boot_count,
-                "boot_sequence_id": d.boot_sequence_id,
-                "uptime_s": d.uptime(now),
-                "seq": d.seq,
-                "gated": d.gated,
-                "zone_id": d.zone_id,
-                "actuators": [d.actuator_state(a.gpio, now) for a in d.spec.actuators],
-                "produced": c.produced,
-                "rejected": c.rejected,
-                "connected": ts.connected,
-                "published": ts.published,
-                "dropped": ts.dropped,
-                "buffered": ts.buffered,
-                "reconnects": ts.reconnects,
-                "breaker": ts.breaker_state.value,
-                "last_error": ts.last_error,
-            })
+            out.update(
+                {
+                    "runtime_status": "running" if self._engine.is_active(device_id) else "paused",
+                    "boot_count": d.boot_count,
+                    "boot_sequence_id": d.boot_sequence_id,
+                    "uptime_s": d.uptime(now),
+                    "seq": d.seq,
+                    "gated": d.gated,
+                    "zone_id": d.zone_id,
+                    "actuators": [d.actuator_state(a.gpio, now) for a in d.spec.actuators],
+                    "produced": c.produced,
+                    "rejected": c.rejected,
+                    "connected": ts.connected,
+                    "published": ts.published,
+                    "dropped": ts.dropped,
+                    "buffered": ts.buffered,
+                    "reconnects": ts.reconnects,
+                    "breaker": ts.breaker_state.value,
+                    "last_error": ts.last_error,
+                }
+            )
         return out
 
     # ------------------------------------------------------------------ verbs: state
@@ -920,8 +956,11 @@ class Fleet:
                 await self._db(self.store.release_leases, self.owner, [did])
             elif did in self._engine:
                 self._apply_record(rec)
-                status = RuntimeStatus.PAUSED if state is DesiredState.PAUSED else (
-                    RuntimeStatus.RUNNING)
+                status = (
+                    RuntimeStatus.PAUSED
+                    if state is DesiredState.PAUSED
+                    else (RuntimeStatus.RUNNING)
+                )
                 await self._db(self.store.set_runtime_status, did, status)
             else:
                 to_start.append(rec)
@@ -965,11 +1004,17 @@ class Fleet:
         value_type: str | None = None,
     ) -> SensorSpec:
         """Give a sensor (or one value of a multi-value sensor) a new pattern while it runs."""
-        data = pattern.model_dump() if hasattr(pattern, "model_dump") else pattern
+        data: Mapping[str, Any] | None
+        data = pattern if pattern is None or isinstance(pattern, Mapping) else pattern.model_dump()
         if value_type is None:
             return self.update_sensor(device_id, sensor_key, pattern=data)
-        return self._run(self._update_sensor, device_id, sensor_key,
-                         {"patterns": {value_type: data}}, merge_patterns=True)
+        return self._run(
+            self._update_sensor,
+            device_id,
+            sensor_key,
+            {"patterns": {value_type: data}},
+            merge_patterns=True,
+        )
 
     async def _update_sensor(
         self, device_id: str, key: str, changes: dict[str, Any], merge_patterns: bool = False
@@ -1005,8 +1050,11 @@ class Fleet:
 
     def add_actuator(self, device_id: str, actuator: ActuatorSpec | Mapping[str, Any]) -> None:
         """Add (or replace, same gpio) an actuator while the device runs."""
-        spec = actuator if isinstance(actuator, ActuatorSpec) else ActuatorSpec.model_validate(
-            actuator)
+        spec = (
+            actuator
+            if isinstance(actuator, ActuatorSpec)
+            else ActuatorSpec.model_validate(actuator)
+        )
         self._run(self._upsert_actuator, device_id, spec)
 
     async def _upsert_actuator(self, device_id: str, spec: ActuatorSpec) -> None:
@@ -1022,7 +1070,11 @@ class Fleet:
         self._apply_record(rec)
 
     def set_value(
-        self, device_id: str, sensor_key: str, value: float | None, *,
+        self,
+        device_id: str,
+        sensor_key: str,
+        value: float | None,
+        *,
         value_type: str | None = None,
     ) -> None:
         """Pin a sensor to a manual value (None clears it); it shows in the next reading.
@@ -1032,7 +1084,9 @@ class Fleet:
         """
         self._run(self._set_value, device_id, sensor_key, value_type, value)
 
-    def clear_value(self, device_id: str, sensor_key: str, *, value_type: str | None = None) -> None:
+    def clear_value(
+        self, device_id: str, sensor_key: str, *, value_type: str | None = None
+    ) -> None:
         """Let a sensor follow its pattern again."""
         self.set_value(device_id, sensor_key, None, value_type=value_type)
 
@@ -1054,8 +1108,11 @@ class Fleet:
 
     def read_now(self, device_id: str, sensor_key: str) -> None:
         """Take and publish one reading of a sensor now."""
-        self._run(self._local_step, device_id,
-                  lambda d, now: Step(messages=d.read_sensor(now, sensor_key)))
+        self._run(
+            self._local_step,
+            device_id,
+            lambda d, now: Step(messages=d.read_sensor(now, sensor_key)),
+        )
 
     async def _local_step(self, device_id: str, fn: Callable[[Device, float], Step]) -> None:
         if device_id not in self._engine:
@@ -1100,8 +1157,16 @@ class Fleet:
             for j in self._scheduler.jobs()
             if j.key.device_id
         ]
-        cols = ["job_id", "device_id", "kind", "name", "interval_s", "next_due", "fired",
-                "misfires"]
+        cols = [
+            "job_id",
+            "device_id",
+            "kind",
+            "name",
+            "interval_s",
+            "next_due",
+            "fired",
+            "misfires",
+        ]
         return pd.DataFrame(rows, columns=cols)
 
     def stats(self) -> FleetStats:
@@ -1192,8 +1257,9 @@ class DeviceHandle:
         """Delete it from the fleet and the database."""
         self.fleet.remove_device(self.id)
 
-    def set_value(self, sensor_key: str, value: float | None, *,
-                  value_type: str | None = None) -> None:
+    def set_value(
+        self, sensor_key: str, value: float | None, *, value_type: str | None = None
+    ) -> None:
         """Pin a manual value (None clears)."""
         self.fleet.set_value(self.id, sensor_key, value, value_type=value_type)
 
@@ -1208,4 +1274,3 @@ class DeviceHandle:
     def crash(self, *, reconnect_after_s: float = 5.0) -> None:
         """Drop the connection abruptly (the broker publishes the will)."""
         self.fleet.crash(self.id, reconnect_after_s=reconnect_after_s)
-

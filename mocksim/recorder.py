@@ -762,6 +762,13 @@ def _seconds_to_times(series: pd.Series[Any]) -> pd.Series[Any]:
     return pd.to_datetime(ints, unit="s", utc=True).astype(_TIME_DTYPE)
 
 
+def _categorical(series: pd.Series[Any], dtype: pd.CategoricalDtype) -> pd.Series[Any]:
+    """``series`` as ``dtype``; values outside its categories become NaN."""
+    values = series.astype(object)
+    known = values.where(values.isin(list(dtype.categories)), None)
+    return known.astype(dtype)
+
+
 def _typed_readings(frame: pd.DataFrame) -> pd.DataFrame:
     """The store's raw reading columns as the documented, typed frame."""
     raw = pd.to_numeric(frame["raw"], errors="coerce").astype("float64").round()
@@ -774,10 +781,7 @@ def _typed_readings(frame: pd.DataFrame) -> pd.DataFrame:
         "raw": raw.astype("Int64"),
         "value": pd.to_numeric(frame["value"], errors="coerce").astype("float64"),
         "unit": frame["unit"].astype("string"),
-        "quality": pd.Series(
-            pd.Categorical(frame["quality"].astype(object), dtype=_QUALITY_DTYPE),
-            index=frame.index,
-        ),
+        "quality": _categorical(frame["quality"], _QUALITY_DTYPE),
         "seq": frame["seq"].astype("Int64"),
     })
     return out.reset_index(drop=True)
@@ -881,9 +885,7 @@ def events_frame(
         "received_at": _times(table["received_at"]),
         "device_time": _seconds_to_times(table["device_ts"]),
         "device_id": table["device_id"].astype("string"),
-        "kind": pd.Series(
-            pd.Categorical(table["kind"].astype(object), dtype=_KIND_DTYPE), index=table.index
-        ),
+        "kind": _categorical(table["kind"], _KIND_DTYPE),
         "topic": table["topic"].astype("string"),
         "seq": table["seq"],
         "payload": table["payload"],

@@ -142,7 +142,8 @@ class ServerClient:
         """Messages seen so far (optionally of one kind and/or one device), oldest first."""
         with self._cond:
             return [
-                r for r in self._received
+                r
+                for r in self._received
                 if (kind is None or r.topic.kind is kind)
                 and (device_id is None or r.topic.esp_id == device_id)
             ]
@@ -175,13 +176,16 @@ class ServerClient:
                     raise TimeoutError(f"waited for {count} message(s), {len(found)} arrived")
                 self._cond.wait(left)
 
-    def _correlated(self, kind: TopicKind, device_id: str | None, cid: str,
-                    count: int = 1) -> list[dict[str, Any]]:
+    def _correlated(
+        self, kind: TopicKind, device_id: str | None, cid: str, count: int = 1
+    ) -> list[dict[str, Any]]:
         found = self.wait_for(
-            lambda r: r.topic.kind is kind
-            and (device_id is None or r.topic.esp_id == device_id)
-            and isinstance(r.payload, dict)
-            and r.payload.get("correlation_id") == cid,
+            lambda r: (
+                r.topic.kind is kind
+                and (device_id is None or r.topic.esp_id == device_id)
+                and isinstance(r.payload, dict)
+                and r.payload.get("correlation_id") == cid
+            ),
             count=count,
         )
         return [dict(r.payload) for r in found]
@@ -191,8 +195,9 @@ class ServerClient:
     def _cid(self, what: str) -> str:
         return f"{what}-{self._prefix}-{next(self._ids)}"
 
-    def publish(self, topic: str, payload: Mapping[str, Any] | bytes, *, qos: int = 1,
-                retain: bool = False) -> None:
+    def publish(
+        self, topic: str, payload: Mapping[str, Any] | bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
         """Publish raw (for fault injection: garbage, foreign fields); bytes go as they are."""
         data = payload if isinstance(payload, bytes) else orjson.dumps(dict(payload))
         info = self._client.publish(topic, data, qos=qos, retain=retain)
@@ -241,21 +246,33 @@ class ServerClient:
 
         Waits for the emergency acks of ``device_id``, or of the ids in ``wait_for``.
         """
-        return self._emergency("emergency_stop", device_id, reason, wait_for,
-                               TopicKind.EMERGENCY_ACK)
+        return self._emergency(
+            "emergency_stop", device_id, reason, wait_for, TopicKind.EMERGENCY_ACK
+        )
 
     def clear_emergency(
         self, device_id: str | None = None, *, reason: str = "manual", wait_for: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
         """Accept commands again (actuators stay off); waits for the recovery confirms."""
-        return self._emergency("clear_emergency", device_id, reason, wait_for,
-                               TopicKind.RECOVERY_CONFIRM)
+        return self._emergency(
+            "clear_emergency", device_id, reason, wait_for, TopicKind.RECOVERY_CONFIRM
+        )
 
-    def _emergency(self, command: str, device_id: str | None, reason: str,
-                   wait_for: Iterable[str], kind: TopicKind) -> list[dict[str, Any]]:
+    def _emergency(
+        self,
+        command: str,
+        device_id: str | None,
+        reason: str,
+        wait_for: Iterable[str],
+        kind: TopicKind,
+    ) -> list[dict[str, Any]]:
         cid = self._cid("em")
-        payload = {"command": command, "reason": reason, "correlation_id": cid,
-                   "timestamp": int(time.time())}
+        payload = {
+            "command": command,
+            "reason": reason,
+            "correlation_id": cid,
+            "timestamp": int(time.time()),
+        }
         if device_id is None:
             self.publish(self._topics.broadcast_emergency(), payload, qos=2)
         else:
@@ -263,15 +280,22 @@ class ServerClient:
         ids = [device_id] if device_id is not None else list(wait_for)
         return [self._correlated(kind, i, cid)[0] for i in ids]
 
-    def zone_assign(self, device_id: str, zone_id: str, *, master_zone_id: str = "",
-                    zone_name: str = "") -> dict[str, Any]:
+    def zone_assign(
+        self, device_id: str, zone_id: str, *, master_zone_id: str = "", zone_name: str = ""
+    ) -> dict[str, Any]:
         """Assign (or with ``""`` remove) a zone; returns the zone ack."""
         cid = self._cid("zone")
-        self.publish(self._topics.zone_assign(device_id), {
-            "zone_id": zone_id, "master_zone_id": master_zone_id, "zone_name": zone_name,
-            "kaiser_id": self._topics.kaiser_id, "timestamp": int(time.time()),
-            "correlation_id": cid,
-        })
+        self.publish(
+            self._topics.zone_assign(device_id),
+            {
+                "zone_id": zone_id,
+                "master_zone_id": master_zone_id,
+                "zone_name": zone_name,
+                "kaiser_id": self._topics.kaiser_id,
+                "timestamp": int(time.time()),
+                "correlation_id": cid,
+            },
+        )
         return self._correlated(TopicKind.ZONE_ACK, device_id, cid)[0]
 
     def config_push(
@@ -292,26 +316,41 @@ class ServerClient:
         n = (sensors is not None) + (actuators is not None) or 1
         return self._correlated(TopicKind.CONFIG_RESPONSE, device_id, cid, count=n)
 
-    def system_command(self, device_id: str, command: str,
-                       params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def system_command(
+        self, device_id: str, command: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send a system command (the server upper-cases names); returns the response."""
         before = len(self.received(TopicKind.SYSTEM_COMMAND_RESPONSE, device_id))
-        self.publish(self._topics.system_command(device_id), {
-            "command": command.upper(), "params": dict(params or {}),
-            "timestamp": int(time.time()),
-        }, qos=2)
+        self.publish(
+            self._topics.system_command(device_id),
+            {
+                "command": command.upper(),
+                "params": dict(params or {}),
+                "timestamp": int(time.time()),
+            },
+            qos=2,
+        )
         found = self.wait_for(
-            lambda r: r.topic.kind is TopicKind.SYSTEM_COMMAND_RESPONSE
-            and r.topic.esp_id == device_id,
+            lambda r: (
+                r.topic.kind is TopicKind.SYSTEM_COMMAND_RESPONSE and r.topic.esp_id == device_id
+            ),
             count=before + 1,
         )
         return dict(found[-1].payload)
 
-    def heartbeat_ack(self, device_id: str, *, status: str = "online",
-                      handover_epoch: int = 1) -> None:
+    def heartbeat_ack(
+        self, device_id: str, *, status: str = "online", handover_epoch: int = 1
+    ) -> None:
         """Answer heartbeats as the server does (opens a gated device's registration gate)."""
-        self.publish(self._topics.heartbeat_ack(device_id), {
-            "status": status, "config_available": False, "server_time": int(time.time()),
-            "handover_epoch": handover_epoch, "ack_type": "heartbeat", "contract_version": 2,
-            "session_id": self._prefix,
-        })
+        self.publish(
+            self._topics.heartbeat_ack(device_id),
+            {
+                "status": status,
+                "config_available": False,
+                "server_time": int(time.time()),
+                "handover_epoch": handover_epoch,
+                "ack_type": "heartbeat",
+                "contract_version": 2,
+                "session_id": self._prefix,
+            },
+        )

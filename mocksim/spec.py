@@ -77,16 +77,21 @@ def _translate(exc: ValidationError) -> SpecError:
     if isinstance(inner, SpecError):
         # Raised by our own validators or by a nested spec's __init__: keep its wording.
         if field.endswith(inner.field):
-            return SpecError(field, inner.value, inner.allowed or None,
-                             field + inner.message[len(inner.field):])
+            return SpecError(
+                field, inner.value, inner.allowed or None, field + inner.message[len(inner.field) :]
+            )
         return inner.with_prefix(field)
     field = field or "spec"
     etype = err["type"]
     if etype == "union_tag_invalid":
         return SpecError(field, ctx.get("tag"), PATTERN_KINDS)
     if etype == "union_tag_not_found":
-        return SpecError(f"{field}.kind", None, PATTERN_KINDS, f"{field}.kind: missing; one of "
-                         + ", ".join(PATTERN_KINDS))
+        return SpecError(
+            f"{field}.kind",
+            None,
+            PATTERN_KINDS,
+            f"{field}.kind: missing; one of " + ", ".join(PATTERN_KINDS),
+        )
     if etype in ("literal_error", "enum"):
         expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         return SpecError(field, value, expected)
@@ -113,7 +118,7 @@ class _Spec(BaseModel):
             raise _translate(exc) from exc
 
     @classmethod
-    def model_validate(  # type: ignore[override]  # same signature subset; adds translation
+    def model_validate(
         cls, obj: Any, *, strict: bool | None = None, context: Any | None = None, **kw: Any
     ) -> Self:
         """Validate a mapping (e.g. parsed JSON/YAML), raising SpecError on bad input."""
@@ -221,7 +226,7 @@ PatternSpec = Annotated[
 
 
 class SensorSpec(_Spec):
-    """One physical sensor on a gpio; multi-value parts (sht31, bmp280) publish one message per value.
+    """One physical sensor on a gpio; sht31 and bmp280 publish one message per value.
 
     ``pattern`` drives the first value (or every value when ``patterns`` does not name it);
     ``patterns`` maps a wire sensor type (``"sht31_humidity"``) to its own pattern.
@@ -270,13 +275,20 @@ class SensorSpec(_Spec):
         if model.bus is Bus.ANALOG and self.gpio not in ADC1_PINS:
             raise SpecError("gpio", self.gpio, "ADC1 pins 32-39 for analog sensors")
         if self.i2c_address is not None and model.bus is not Bus.I2C:
-            raise SpecError("i2c_address", self.i2c_address, None,
-                            f"i2c_address: only I2C sensors have one, {self.sensor_type} is "
-                            f"{model.bus.value}")
+            raise SpecError(
+                "i2c_address",
+                self.i2c_address,
+                None,
+                f"i2c_address: only I2C sensors have one, {self.sensor_type} is {model.bus.value}",
+            )
         if self.onewire_address is not None and model.bus is not Bus.ONEWIRE:
-            raise SpecError("onewire_address", self.onewire_address, None,
-                            f"onewire_address: only OneWire sensors have one, {self.sensor_type} "
-                            f"is {model.bus.value}")
+            raise SpecError(
+                "onewire_address",
+                self.onewire_address,
+                None,
+                f"onewire_address: only OneWire sensors have one, {self.sensor_type} "
+                f"is {model.bus.value}",
+            )
         for key in self.patterns:
             if key not in model.value_types:
                 raise SpecError("patterns", key, model.value_types)
@@ -350,9 +362,13 @@ def check_device_id(device_id: str) -> str:
         SpecError: naming the accepted forms.
     """
     if not isinstance(device_id, str) or not _TOPIC_SAFE_RE.match(device_id):
-        raise SpecError("id", device_id, ID_ALLOWED,
-                        f"id: {device_id!r} is not topic-safe (no '/', '+', '#' or whitespace); "
-                        f"use {ID_ALLOWED}")
+        raise SpecError(
+            "id",
+            device_id,
+            ID_ALLOWED,
+            f"id: {device_id!r} is not topic-safe (no '/', '+', '#' or whitespace); "
+            f"use {ID_ALLOWED}",
+        )
     if not (ESP_ID_RE.match(device_id) or MOCK_ID_RE.match(device_id)):
         raise SpecError("id", device_id, ID_ALLOWED)
     return device_id
@@ -406,21 +422,33 @@ class DeviceSpec(_Spec):
         seen: set[str] = set()
         for i, s in enumerate(self.sensors):
             if s.key in seen:
-                raise SpecError(f"sensors[{i}].gpio", s.gpio, None,
-                                f"sensors[{i}]: a {s.sensor_type} on gpio {s.gpio} exists "
-                                "already; give it a distinct address")
+                raise SpecError(
+                    f"sensors[{i}].gpio",
+                    s.gpio,
+                    None,
+                    f"sensors[{i}]: a {s.sensor_type} on gpio {s.gpio} exists "
+                    "already; give it a distinct address",
+                )
             seen.add(s.key)
         gpios: set[int] = set()
         for i, a in enumerate(self.actuators):
             if a.gpio in gpios:
-                raise SpecError(f"actuators[{i}].gpio", a.gpio, None,
-                                f"actuators[{i}].gpio: {a.gpio} is used by another actuator")
+                raise SpecError(
+                    f"actuators[{i}].gpio",
+                    a.gpio,
+                    None,
+                    f"actuators[{i}].gpio: {a.gpio} is used by another actuator",
+                )
             gpios.add(a.gpio)
         sensor_gpios = {s.gpio for s in self.sensors}
         for i, a in enumerate(self.actuators):
             if a.gpio in sensor_gpios:
-                raise SpecError(f"actuators[{i}].gpio", a.gpio, None,
-                                f"actuators[{i}].gpio: {a.gpio} is used by a sensor")
+                raise SpecError(
+                    f"actuators[{i}].gpio",
+                    a.gpio,
+                    None,
+                    f"actuators[{i}].gpio: {a.gpio} is used by a sensor",
+                )
         return self
 
     def sensor(self, key: str) -> SensorSpec:

@@ -8,8 +8,9 @@
 - ``topic_prefix``: a topic prefix unique to the test; ``no_thread_leak``: fails a test that
   leaves threads running. Every ``MOCKSIM_*`` variable is cleared for every test.
 
-Tests using PostgreSQL get the ``postgres`` marker and tests using a broker the ``mqtt`` marker
-automatically, so ``pytest -m "not postgres"`` gives a quick local run.
+SIGTERM is turned into KeyboardInterrupt for the session, so a CI timeout still stops the
+services. Tests using PostgreSQL get the ``postgres`` marker and tests using a broker the
+``mqtt`` marker automatically, so ``pytest -m "not postgres"`` gives a quick local run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,6 +52,28 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         msg = f"MOCKSIM_TEST_PG: {raw!r} is not one of auto, {', '.join(PG_MODES)}"
         raise pytest.UsageError(msg)
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Treat SIGTERM (a CI timeout, ``timeout(1)``) like Ctrl-C, so services are torn down.
+
+    Python's default SIGTERM ends the process without running finalizers, which would leave
+    the session's mosquitto and PostgreSQL running.
+    """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+        session.config.add_cleanup(_restore_sigterm)
+
+
+def _restore_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

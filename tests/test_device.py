@@ -23,11 +23,19 @@ def make(**kw: Any) -> DeviceSpec:
         "id": ID,
         "zone_id": "greenhouse",
         "sensors": [
-            {"gpio": 4, "sensor_type": "ds18b20", "interval_s": 10,
-             "pattern": {"kind": "constant", "value": 21.5}},
-            {"gpio": 21, "sensor_type": "sht31", "interval_s": 10,
-             "pattern": {"kind": "constant", "value": 22.0},
-             "patterns": {"sht31_humidity": {"kind": "constant", "value": 50.0}}},
+            {
+                "gpio": 4,
+                "sensor_type": "ds18b20",
+                "interval_s": 10,
+                "pattern": {"kind": "constant", "value": 21.5},
+            },
+            {
+                "gpio": 21,
+                "sensor_type": "sht31",
+                "interval_s": 10,
+                "pattern": {"kind": "constant", "value": 22.0},
+                "patterns": {"sht31_humidity": {"kind": "constant", "value": 50.0}},
+            },
             {"gpio": 34, "sensor_type": "moisture", "interval_s": 30},
         ],
         "actuators": [
@@ -68,8 +76,11 @@ def cmd(d: Device, now: float, gpio: int, **payload: Any) -> Step:
 
 
 def send(d: Device, now: float, kind: TopicKind, payload: Any, gpio: int | None = None) -> Step:
-    topic = TB.broadcast_emergency() if kind is TopicKind.BROADCAST_EMERGENCY else TB.build(
-        kind, ID, gpio)
+    topic = (
+        TB.broadcast_emergency()
+        if kind is TopicKind.BROADCAST_EMERGENCY
+        else TB.build(kind, ID, gpio)
+    )
     return d.on_message(now, TB.parse(topic), payload)
 
 
@@ -184,8 +195,9 @@ def test_seq_counts_every_message_that_carries_it() -> None:
 
 def test_actuator_on_response_echoes_correlation_and_status_is_bool_and_int_pwm() -> None:
     d = booted()
-    step = cmd(d, T0 + 5, 5, command="on", value=1.0, duration=0,
-               correlation_id="c-1", issued_by="rule:7")
+    step = cmd(
+        d, T0 + 5, 5, command="on", value=1.0, duration=0, correlation_id="c-1", issued_by="rule:7"
+    )
     valid(step)
     assert kinds(step) == [TopicKind.ACTUATOR_RESPONSE, TopicKind.ACTUATOR_STATUS]
     resp = only(step, TopicKind.ACTUATOR_RESPONSE)
@@ -262,8 +274,11 @@ def test_max_runtime_protection_stops_pump_with_alert() -> None:
     st = only(prot, TopicKind.ACTUATOR_STATUS)
     assert (st["state"], st["emergency"]) == (False, "active")
     again = cmd(d, T0 + 601, 5, command="ON", correlation_id="c9")
-    assert kinds(again) == [TopicKind.ACTUATOR_ALERT, TopicKind.ACTUATOR_STATUS,
-                            TopicKind.ACTUATOR_RESPONSE]
+    assert kinds(again) == [
+        TopicKind.ACTUATOR_ALERT,
+        TopicKind.ACTUATOR_STATUS,
+        TopicKind.ACTUATOR_RESPONSE,
+    ]
     assert only(again, TopicKind.ACTUATOR_RESPONSE)["success"] is False
 
 
@@ -284,8 +299,12 @@ def test_emergency_stop_switches_all_off_and_acks() -> None:
     d = booted()
     cmd(d, T0, 5, command="ON")
     cmd(d, T0, 18, command="PWM", value=0.7)
-    step = send(d, T0 + 1, TopicKind.BROADCAST_EMERGENCY,
-                {"command": "emergency_stop", "reason": "test", "correlation_id": "e1"})
+    step = send(
+        d,
+        T0 + 1,
+        TopicKind.BROADCAST_EMERGENCY,
+        {"command": "emergency_stop", "reason": "test", "correlation_id": "e1"},
+    )
     valid(step)
     statuses = [m.payload for m in step.messages if m.topic.endswith("/status")]
     assert {s["gpio"] for s in statuses} == {5, 18, 19}
@@ -309,8 +328,12 @@ def test_clear_never_switches_actuators_on_and_accepts_commands_again() -> None:
     d = booted()
     cmd(d, T0, 5, command="ON")
     send(d, T0 + 1, TopicKind.ACTUATOR_EMERGENCY, {"command": "emergency_stop"})
-    step = send(d, T0 + 2, TopicKind.ACTUATOR_EMERGENCY,
-                {"command": "clear_emergency", "correlation_id": "r1"})
+    step = send(
+        d,
+        T0 + 2,
+        TopicKind.ACTUATOR_EMERGENCY,
+        {"command": "clear_emergency", "correlation_id": "r1"},
+    )
     valid(step)
     conf = only(step, TopicKind.RECOVERY_CONFIRM)
     assert conf["state"] == "cleared"
@@ -336,9 +359,18 @@ def test_per_device_clear_clears_only_that_device() -> None:
 
 def test_zone_assign_acks_with_correlation_and_changes_spec() -> None:
     d = booted()
-    step = send(d, T0, TopicKind.ZONE_ASSIGN,
-                {"zone_id": "z2", "master_zone_id": "m", "zone_name": "Z",
-                 "kaiser_id": "god", "correlation_id": "zz"})
+    step = send(
+        d,
+        T0,
+        TopicKind.ZONE_ASSIGN,
+        {
+            "zone_id": "z2",
+            "master_zone_id": "m",
+            "zone_name": "Z",
+            "kaiser_id": "god",
+            "correlation_id": "zz",
+        },
+    )
     valid(step)
     ack = only(step, TopicKind.ZONE_ACK)
     assert (ack["status"], ack["zone_id"], ack["correlation_id"]) == ("zone_assigned", "z2", "zz")
@@ -346,25 +378,35 @@ def test_zone_assign_acks_with_correlation_and_changes_spec() -> None:
     assert step.spec.zone_id == "z2"
     hb = only(d.heartbeat_now(T0 + 1), TopicKind.HEARTBEAT)
     assert hb["zone_id"] == "z2"
-    removed = only(send(d, T0 + 2, TopicKind.ZONE_ASSIGN, {"zone_id": "", "correlation_id": "r"}),
-                   TopicKind.ZONE_ACK)
+    removed = only(
+        send(d, T0 + 2, TopicKind.ZONE_ASSIGN, {"zone_id": "", "correlation_id": "r"}),
+        TopicKind.ZONE_ACK,
+    )
     assert removed["status"] == "zone_removed"
 
 
 def test_subzone_assign_and_remove_ack() -> None:
     d = booted()
-    step = send(d, T0, TopicKind.SUBZONE_ASSIGN,
-                {"subzone_id": "bed1", "assigned_gpios": [4, 5], "correlation_id": "s1"})
+    step = send(
+        d,
+        T0,
+        TopicKind.SUBZONE_ASSIGN,
+        {"subzone_id": "bed1", "assigned_gpios": [4, 5], "correlation_id": "s1"},
+    )
     valid(step)
     ack = only(step, TopicKind.SUBZONE_ACK)
     assert (ack["status"], ack["correlation_id"], type(ack["timestamp"])) == (
-        "subzone_assigned", "s1", int)
+        "subzone_assigned",
+        "s1",
+        int,
+    )
     assert step.spec is not None
     assert step.spec.sensor("4:ds18b20").subzone_id == "bed1"
     (m,) = d.on_timer(T0 + 1, "sensor:4:ds18b20").messages
     assert m.payload["subzone_id"] == "bed1"
-    rm = only(send(d, T0 + 2, TopicKind.SUBZONE_REMOVE, {"subzone_id": "bed1"}),
-              TopicKind.SUBZONE_ACK)
+    rm = only(
+        send(d, T0 + 2, TopicKind.SUBZONE_REMOVE, {"subzone_id": "bed1"}), TopicKind.SUBZONE_ACK
+    )
     assert rm["status"] == "subzone_removed"
 
 
@@ -373,8 +415,12 @@ def test_config_push_replaces_state_and_answers_per_type() -> None:
     payload = {
         "correlation_id": "cfg-1",
         "sensors": [
-            {"gpio": 4, "sensor_type": "DS18B20", "active": True,
-             "measurement_interval_seconds": 5},
+            {
+                "gpio": 4,
+                "sensor_type": "DS18B20",
+                "active": True,
+                "measurement_interval_seconds": 5,
+            },
             {"gpio": 22, "sensor_type": "sht31_temp", "i2c_address": 68},
             {"gpio": 22, "sensor_type": "sht31_humidity", "i2c_address": 68},
             {"gpio": 23, "sensor_type": "dht22"},
@@ -399,11 +445,15 @@ def test_config_push_replaces_state_and_answers_per_type() -> None:
 
 def test_system_commands() -> None:
     d = booted()
-    unknown = only(send(d, T0, TopicKind.SYSTEM_COMMAND, {"command": "FACTORY_DANCE"}),
-                   TopicKind.SYSTEM_COMMAND_RESPONSE)
+    unknown = only(
+        send(d, T0, TopicKind.SYSTEM_COMMAND, {"command": "FACTORY_DANCE"}),
+        TopicKind.SYSTEM_COMMAND_RESPONSE,
+    )
     assert (unknown["success"], unknown["error"]) == (False, "Unknown command")
-    status = only(send(d, T0, TopicKind.SYSTEM_COMMAND, {"command": "STATUS"}),
-                  TopicKind.SYSTEM_COMMAND_RESPONSE)
+    status = only(
+        send(d, T0, TopicKind.SYSTEM_COMMAND, {"command": "STATUS"}),
+        TopicKind.SYSTEM_COMMAND_RESPONSE,
+    )
     assert status["success"] is True
     step = send(d, T0, TopicKind.SYSTEM_COMMAND, {"command": "SAFE_MODE"})
     assert only(step, TopicKind.SYSTEM_COMMAND_RESPONSE)["success"] is True
@@ -428,8 +478,12 @@ def test_will_is_retained_qos1_with_contract_fields() -> None:
     w = d.will(T0)
     check(w, TB)
     assert (w.qos, w.retain) == (1, True)
-    assert w.payload == {"status": "offline", "esp_id": ID, "reason": "unexpected_disconnect",
-                         "timestamp": int(T0)}
+    assert w.payload == {
+        "status": "offline",
+        "esp_id": ID,
+        "reason": "unexpected_disconnect",
+        "timestamp": int(T0),
+    }
 
 
 def test_subscriptions_start_with_heartbeat_ack() -> None:
@@ -449,15 +503,20 @@ def test_gate_holds_back_readings_until_online_ack() -> None:
     conn = d.on_connected(T0)
     assert kinds(conn) == [TopicKind.SESSION_ANNOUNCE, TopicKind.HEARTBEAT]
     assert d.read_sensor(T0 + 1, "4:ds18b20") == []
-    pending = send(d, T0 + 2, TopicKind.HEARTBEAT_ACK,
-                   {"status": "pending_approval", "handover_epoch": 1})
+    pending = send(
+        d, T0 + 2, TopicKind.HEARTBEAT_ACK, {"status": "pending_approval", "handover_epoch": 1}
+    )
     assert d.gated
     assert not [t for t in pending.timers if t.kind is TimerKind.SENSOR]
     bad = send(d, T0 + 3, TopicKind.HEARTBEAT_ACK, {"status": "online", "handover_epoch": 0})
     assert bad.rejected
     assert d.gated
-    ok = send(d, T0 + 4, TopicKind.HEARTBEAT_ACK, {"status": "online", "handover_epoch": 3,
-                                                  "server_time": int(T0)})
+    ok = send(
+        d,
+        T0 + 4,
+        TopicKind.HEARTBEAT_ACK,
+        {"status": "online", "handover_epoch": 3, "server_time": int(T0)},
+    )
     assert not d.gated
     names = {t.name for t in ok.timers}
     assert {"heartbeat", "watchdog", "sensor:4:ds18b20", "sensor:21:sht31"} <= names
@@ -512,10 +571,12 @@ def test_checkpoint_restore_continues_counters_and_counts_a_boot() -> None:
 def test_apply_spec_adds_removes_and_retimes_sensors() -> None:
     d = booted()
     spec = d.spec
-    new = spec.replace(sensors=[
-        spec.sensors[0].replace(interval_s=2).model_dump(),
-        {"gpio": 32, "sensor_type": "ph"},
-    ])
+    new = spec.replace(
+        sensors=[
+            spec.sensors[0].replace(interval_s=2).model_dump(),
+            {"gpio": 32, "sensor_type": "ph"},
+        ]
+    )
     step = d.apply_spec(T0 + 100, new)
     assert set(step.cancel) == {"sensor:21:sht31", "sensor:34:moisture"}
     retimed = {t.name: t for t in step.timers}
@@ -528,9 +589,12 @@ def test_apply_spec_adds_removes_and_retimes_sensors() -> None:
 
 def test_same_seed_same_stream_different_seed_different() -> None:
     def stream(seed: int) -> list[bytes]:
-        spec = make(sensors=[{"gpio": 4, "sensor_type": "ds18b20", "pattern": {"kind": "walk"}},
-                             {"gpio": 21, "sensor_type": "sht31",
-                              "pattern": {"kind": "random", "range": 2}}])
+        spec = make(
+            sensors=[
+                {"gpio": 4, "sensor_type": "ds18b20", "pattern": {"kind": "walk"}},
+                {"gpio": 21, "sensor_type": "sht31", "pattern": {"kind": "random", "range": 2}},
+            ]
+        )
         d = Device(spec, seed=seed)
         d.boot(T0)
         out = [m.data for m in d.on_connected(T0).messages]

@@ -43,17 +43,30 @@ def server(mqtt_url: str) -> Iterator[ServerClient]:
 
 def readings(server: ServerClient, device_id: str, sensor_type: str | None = None) -> list[Any]:
     return [
-        r for r in server.received(TopicKind.SENSOR_DATA, device_id)
+        r
+        for r in server.received(TopicKind.SENSOR_DATA, device_id)
         if sensor_type is None or r.payload["sensor_type"] == sensor_type
     ]
 
 
-def wait_readings(server: ServerClient, device_id: str, n: int, *, after: float = 0.0,
-                  sensor_type: str | None = None, timeout_s: float = 10.0) -> list[Received]:
+def wait_readings(
+    server: ServerClient,
+    device_id: str,
+    n: int,
+    *,
+    after: float = 0.0,
+    sensor_type: str | None = None,
+    timeout_s: float = 10.0,
+) -> list[Received]:
     return server.wait_for(
-        lambda r: r.topic.kind is TopicKind.SENSOR_DATA and r.topic.esp_id == device_id
-        and r.at > after and (sensor_type is None or r.payload["sensor_type"] == sensor_type),
-        count=n, timeout_s=timeout_s,
+        lambda r: (
+            r.topic.kind is TopicKind.SENSOR_DATA
+            and r.topic.esp_id == device_id
+            and r.at > after
+            and (sensor_type is None or r.payload["sensor_type"] == sensor_type)
+        ),
+        count=n,
+        timeout_s=timeout_s,
     )
 
 
@@ -61,8 +74,12 @@ def next_reading(server: ServerClient, fleet: Fleet, device_id: str) -> Received
     """The first reading produced after everything the fleet has applied so far."""
     seq = fleet.status(device_id)["seq"]
     return server.wait_for(
-        lambda r: r.topic.kind is TopicKind.SENSOR_DATA and r.topic.esp_id == device_id
-        and r.payload["seq"] > seq)[0]
+        lambda r: (
+            r.topic.kind is TopicKind.SENSOR_DATA
+            and r.topic.esp_id == device_id
+            and r.payload["seq"] > seq
+        )
+    )[0]
 
 
 def test_added_device_publishes_contract_messages_through_the_broker(
@@ -81,8 +98,10 @@ def test_added_device_publishes_contract_messages_through_the_broker(
 def test_two_fleets_in_one_process_do_not_interfere(
     db_url: str, tmp_path: Any, mqtt_url: str, server: ServerClient, no_thread_leak: None
 ) -> None:
-    with Fleet(db=db_url, mqtt=mqtt_url, seed=1, fast=True) as a, \
-            Fleet(db=f"sqlite:///{tmp_path}/other.db", mqtt=mqtt_url, seed=2, fast=True) as b:
+    with (
+        Fleet(db=db_url, mqtt=mqtt_url, seed=1, fast=True) as a,
+        Fleet(db=f"sqlite:///{tmp_path}/other.db", mqtt=mqtt_url, seed=2, fast=True) as b,
+    ):
         da = a.add_device(sensors=[sensor()])
         db = b.add_device(sensors=[sensor(), sensor(gpio=5)])
         assert da.id != db.id
@@ -103,8 +122,10 @@ def test_jobs_lists_one_heartbeat_and_one_job_per_sensor(fleet: Fleet) -> None:
     jobs = fleet.jobs()
     counts = jobs.groupby(["device_id", "kind"]).size().to_dict()
     assert counts == {
-        (d1.id, "heartbeat"): 1, (d1.id, "sensor"): 2,
-        (d2.id, "heartbeat"): 1, (d2.id, "sensor"): 1,
+        (d1.id, "heartbeat"): 1,
+        (d1.id, "sensor"): 2,
+        (d2.id, "heartbeat"): 1,
+        (d2.id, "sensor"): 1,
     }
     assert stopped.id not in set(jobs["device_id"])
     assert set(jobs.loc[jobs["kind"] == "sensor", "interval_s"]) == {1.0, 30.0}
@@ -242,8 +263,11 @@ def test_close_and_reopen_resumes_running_devices(
         assert got[0].payload["seq"] > seq_before
         assert f.status(stopped.id)["local"] is False
         assert f.status(paused.id)["runtime_status"] == "paused"
-        ann = server.wait_for(lambda r: r.topic.kind is TopicKind.HEARTBEAT
-                              and r.topic.esp_id == run.id and r.at > t_reopen)
+        ann = server.wait_for(
+            lambda r: (
+                r.topic.kind is TopicKind.HEARTBEAT and r.topic.esp_id == run.id and r.at > t_reopen
+            )
+        )
         assert ann[0].payload["boot_sequence_id"].startswith(f"{run.id}-b2-")
 
 
@@ -266,7 +290,9 @@ def test_sigkill_then_reopen_resumes_every_running_device(
 ) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, db_url, mqtt_url, "6"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert child.stdout is not None
@@ -283,8 +309,11 @@ def test_sigkill_then_reopen_resumes_every_running_device(
         cps = store.load_checkpoints()
     running = {i for i, r in before.items() if r.desired_state is DesiredState.RUNNING}
     assert len(running) == 5
-    wills = server.wait_for(lambda r: r.topic.kind is TopicKind.WILL and r.topic.esp_id in running,
-                            count=5, timeout_s=10)
+    wills = server.wait_for(
+        lambda r: r.topic.kind is TopicKind.WILL and r.topic.esp_id in running,
+        count=5,
+        timeout_s=10,
+    )
     assert {w.topic.esp_id for w in wills} == running
     t_reopen = time.time()
     with Fleet(db=db_url, mqtt=mqtt_url, seed=9, fast=True, watch_interval_s=0.3) as f:
@@ -309,12 +338,18 @@ def test_change_written_by_another_process_is_picked_up(
     wait_readings(server, dev.id, 1)
     with Store.open(db_url) as other:
         spec = other.get_device(dev.id).spec
-        other.upsert_sensor(dev.id, spec.sensors[0].replace(
-            pattern={"kind": "constant", "value": 50.0}))
+        other.upsert_sensor(
+            dev.id, spec.sensors[0].replace(pattern={"kind": "constant", "value": 50.0})
+        )
     t0 = time.time()
     got = server.wait_for(
-        lambda r: r.topic.kind is TopicKind.SENSOR_DATA and r.topic.esp_id == dev.id
-        and r.payload["raw"] == 800, timeout_s=5)
+        lambda r: (
+            r.topic.kind is TopicKind.SENSOR_DATA
+            and r.topic.esp_id == dev.id
+            and r.payload["raw"] == 800
+        ),
+        timeout_s=5,
+    )
     assert got[0].at - t0 < 5
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -173,6 +174,107 @@ def _spec_columns(spec: DeviceSpec) -> dict[str, Any]:
         "heartbeat_interval_s": spec.heartbeat_interval_s,
         "spec": spec.model_dump(mode="json"),
     }
+
+
+def _sqlite_insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    """``INSERT INTO table (columns) VALUES (?, …)`` with the ``?`` in ``columns`` order."""
+    stmt = insert(table).values({name: bindparam(name) for name in columns})
+    compiled = stmt.compile(dialect=sqlite_dialect.dialect())
+    assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
+    return str(compiled)
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    """An aware datetime as SQLAlchemy stores DateTime in SQLite: naive UTC, microseconds."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _fast_reading(row: Mapping[str, Any], now: datetime) -> tuple[Any, ...] | None:
+    """The reading as a tuple if every field has its plain type, else None (slow path)."""
+    get = row.get
+    values = (
+        get("device_id"), get("gpio"), get("sensor_type"), get("raw"), get("value"),
+        get("unit"), get("quality"), get("seq"), get("device_ts"), get("received_at") or now,
+    )
+    device_id, gpio, sensor_type, raw, value, unit, quality, seq, device_ts, received = values
+    if (
+        type(device_id) is str
+        and type(gpio) is int
+        and type(sensor_type) is str
+        and (raw is None or type(raw) is float or type(raw) is int)
+        and (value is None or type(value) is float or type(value) is int)
+        and (unit is None or type(unit) is str)
+        and (quality is None or type(quality) is str)
+        and (seq is None or type(seq) is int)
+        and (device_ts is None or type(device_ts) is int)
+        and type(received) is datetime
+        and received.tzinfo is not None
+    ):
+        return values
+    return None
+
+
+def _fast_event(row: Mapping[str, Any], now: datetime) -> tuple[Any, ...] | None:
+    """The event as a tuple if every field has its plain type, else None (slow path)."""
+    get = row.get
+    payload = get("payload")
+    values = (
+        get("device_id"), get("kind"), get("topic"), {} if payload is None else payload,
+        get("seq"), get("device_ts"), get("received_at") or now,
+    )
+    device_id, kind, topic, _payload, seq, device_ts, received = values
+    if (
+        type(device_id) is str
+        and type(kind) is str
+        and type(topic) is str
+        and (seq is None or type(seq) is int)
+        and (device_ts is None or type(device_ts) is int)
+        and type(received) is datetime
+        and received.tzinfo is not None
+    ):
+        return values
+    return None
+
+
+_REQUIRED: Final = frozenset({"device_id", "gpio", "sensor_type", "kind", "topic"})
+_INTS: Final = frozenset({"gpio", "seq", "device_ts"})
+_FLOATS: Final = frozenset({"raw", "value"})
+
+
+def _coerce_row(
+    row: Mapping[str, Any], index: int, kind: str, columns: tuple[str, ...], now: datetime
+) -> tuple[Any, ...]:
+    """Check one row field by field, converting what is safe; SpecError names the field."""
+    values: list[Any] = []
+    for name in columns:
+        value = row.get(name)
+        field = f"{kind}[{index}].{name}"
+        if value is None:
+            if name in _REQUIRED:
+                raise SpecError(field, None, None, f"{field}: required field is missing")
+            if name == "received_at":
+                value = now
+            elif name == "payload":
+                value = {}
+        elif name == "received_at":
+            value = _aware(value, field)
+        elif name in _INTS:
+            integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not integral:
+                raise SpecError(field, value, "an integer")
+            value = int(value)
+        elif name in _FLOATS:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SpecError(field, value, "a number")
+            value = float(value)
+        elif name != "payload":
+            if not isinstance(value, str):
+                raise SpecError(field, value, "a string")
+            value = str(value)
+        values.append(value)
+    return tuple(values)
 
 
 class Store:
@@ -903,62 +1005,51 @@ class Store:
     def _normalise(
         self, rows: Iterable[Mapping[str, Any]], kind: str, columns: tuple[str, ...]
     ) -> list[tuple[Any, ...]]:
-        """Rows as tuples in column order, checked and coerced; received_at defaults to now."""
-        now: datetime | None = None
+        """Rows as tuples in column order, checked; received_at defaults to now.
+
+        Well-typed rows take a fast path; any other row goes through :func:`_coerce_row`,
+        which converts what it safely can and otherwise raises a SpecError naming the field.
+        """
+        now = self._now()
         out: list[tuple[Any, ...]] = []
-        required = {"device_id", "gpio", "sensor_type", "kind", "topic"}
-        ints = {"gpio", "seq", "device_ts"}
-        floats = {"raw", "value"}
+        append = out.append
+        fast = _fast_reading if columns is READING_COLUMNS else _fast_event
         for index, row in enumerate(rows):
-            values: list[Any] = []
-            for name in columns:
-                value = row.get(name)
-                field = f"{kind}[{index}].{name}"
-                if value is None:
-                    if name in required:
-                        raise SpecError(field, None, None, f"{field}: required field is missing")
-                    if name == "received_at":
-                        now = now or self._now()
-                        value = now
-                    elif name == "payload":
-                        value = {}
-                elif name == "received_at":
-                    value = _aware(value, field)
-                elif name in ints:
-                    if isinstance(value, bool) or not isinstance(value, int):
-                        if not (isinstance(value, float) and value.is_integer()):
-                            raise SpecError(field, value, "an integer")
-                        value = int(value)
-                elif name in floats:
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        raise SpecError(field, value, "a number")
-                    value = float(value)
-                elif name != "payload" and not isinstance(value, str):
-                    raise SpecError(field, value, "a string")
-                values.append(value)
-            out.append(tuple(values))
+            values = fast(row, now)
+            append(values if values is not None else _coerce_row(row, index, kind, columns, now))
         return out
 
     def _bulk_insert(
         self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]], what: str
     ) -> None:
+        json_at = columns.index("payload") if "payload" in columns else -1
+        at = columns.index("received_at")
         with self._write(what) as conn:
             if self._backend is Backend.POSTGRESQL:
-                json_at = columns.index("payload") if "payload" in columns else -1
                 dbapi = conn.connection.driver_connection
                 assert dbapi is not None
                 copy_sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
                 with dbapi.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                    for row in rows:
-                        if json_at >= 0:
+                    if json_at < 0:
+                        for row in rows:
+                            copy.write_row(row)
+                    else:
+                        for row in rows:
                             payload = orjson.dumps(row[json_at]).decode()
                             copy.write_row((*row[:json_at], payload, *row[json_at + 1 :]))
-                        else:
-                            copy.write_row(row)
                 return
-            stmt = insert(table)
+            # SQLite: straight to the driver's executemany, with values as SQLAlchemy's
+            # column types would store them (naive UTC text with microseconds, JSON text).
+            sql = _sqlite_insert_sql(table, columns)
             for chunk in _chunks(rows, ROW_CHUNK):
-                conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in chunk])
+                params = []
+                for row in chunk:
+                    values = list(row)
+                    values[at] = _sqlite_timestamp(row[at])
+                    if json_at >= 0:
+                        values[json_at] = orjson.dumps(row[json_at]).decode()
+                    params.append(tuple(values))
+                conn.exec_driver_sql(sql, params)
 
     def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert a batch of readings in one transaction (COPY on PostgreSQL); return the count.

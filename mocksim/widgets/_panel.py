@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
-from mocksim.errors import MocksimError, SpecError
+from mocksim.errors import FleetClosedError, MocksimError, SpecError
 from mocksim.fleet import Fleet
 
-__all__ = ["Panel"]
+__all__ = ["Panel", "set_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,21 @@ T = TypeVar("T")
 
 #: How many messages a panel's Output keeps (older ones scroll away).
 KEEP_MESSAGES = 20
+
+
+def set_options(picker: Any, options: list[Any], *, first: bool = True) -> None:
+    """Give a Dropdown/Select new options, keeping its value when it is still offered.
+
+    ipywidgets clears the value on a new options list; ``first`` picks the first option then.
+    """
+    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    current = picker.value
+    if list(picker.options) != options:
+        picker.options = options
+    if current in values:
+        picker.value = current
+    elif first and values and picker.value is None:
+        picker.value = values[0]
 
 
 class Panel:
@@ -85,17 +100,24 @@ class Panel:
                 detail += f" · allowed: {exc.allowed}"
             self.error(detail)
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[bool, T | None]:
+    def call(
+        self, fn: Callable[..., T], *args: Any, reraise_closed: bool = False, **kwargs: Any
+    ) -> tuple[bool, T | None]:
         """Run one public Fleet call; returns ``(True, result)``, or shows the error and
         returns ``(False, None)``.
 
-        Errors never escape into the widget machinery, where they would vanish.
+        Errors never escape into the widget machinery, where they would vanish, except
+        :class:`FleetClosedError` with ``reraise_closed`` (the refresher stops on it).
         """
         try:
             return True, fn(*args, **kwargs)
+        except FleetClosedError:
+            if reraise_closed:
+                raise
+            self.error("FleetClosedError: the fleet is closed; open a new Fleet and panel")
         except (MocksimError, TimeoutError, ValueError, KeyError) as exc:
             self.report(exc)
-        except Exception as exc:  # noqa: BLE001 - a callback's error must be seen, not lost
+        except Exception as exc:  # a callback's error must be seen, not lost
             logger.exception("panel call %s failed", getattr(fn, "__name__", fn))
             self.report(exc)
         return False, None

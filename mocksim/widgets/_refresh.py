@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from mocksim.errors import SpecError
-from mocksim.fleet import Fleet, FleetStatus
+from mocksim.errors import FleetClosedError, SpecError
+from mocksim.fleet import Fleet
 
 __all__ = ["MAX_RATE_HZ", "Refresher", "Throttle"]
 
@@ -51,8 +51,9 @@ class Refresher:
     """Calls ``refreshers`` every ``interval_s`` seconds on a daemon thread.
 
     Args:
-        fleet: the thread ends by itself once this fleet is no longer running.
-        refreshers: callables that fetch and assign; they report their own errors.
+        fleet: the fleet the panels show.
+        refreshers: callables that fetch and assign; they report their own errors, and raise
+            :class:`FleetClosedError` once the fleet is closed, which ends the thread.
         interval_s: seconds between rounds (>= 0.2, the 5 Hz cap).
     """
 
@@ -86,12 +87,13 @@ class Refresher:
 
     def _main(self) -> None:
         while not self._stop.wait(self.interval_s):
-            if self.fleet.status is not FleetStatus.RUNNING:
-                return
             for refresh in self._refreshers:
                 if self._stop.is_set():
                     return
                 try:
                     refresh()
-                except Exception:  # noqa: BLE001 - keep refreshing the other panels
+                except FleetClosedError:
+                    logger.debug("fleet closed; %s ends", self._thread.name)
+                    return
+                except Exception:  # keep refreshing the other panels
                     logger.exception("widget refresh failed")

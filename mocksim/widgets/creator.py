@@ -24,8 +24,15 @@ __all__ = ["CreatorPanel"]
 DEFAULT_GPIO = {Bus.ONEWIRE: 4, Bus.I2C: 21, Bus.ANALOG: 34}
 DEFAULT_SENSOR_INTERVAL_S = 10.0
 DEFAULT_HEARTBEAT_S = 60.0
-_WIDE = widgets.Layout(width="22em")
-_NARROW = widgets.Layout(width="9em")
+def _wide() -> Any:
+    """A fresh layout (layouts are widgets: a shared one would hide or resize them all)."""
+    return widgets.Layout(width="22em")
+
+
+def _narrow() -> Any:
+    return widgets.Layout(width="9em")
+
+
 
 
 class CreatorPanel(Panel):
@@ -40,26 +47,26 @@ class CreatorPanel(Panel):
         self, fleet: Fleet, *, on_created: Callable[[DeviceHandle], object] | None = None
     ) -> None:
         self.device_id = widgets.Text(
-            description="id", placeholder="MOCK_… / ESP_…; empty: from the seed", layout=_WIDE
+            description="id", placeholder="MOCK_… / ESP_…; empty: from the seed", layout=_wide()
         )
-        self.zone_id = widgets.Text(description="zone", placeholder="optional", layout=_WIDE)
+        self.zone_id = widgets.Text(description="zone", placeholder="optional", layout=_wide())
         self.heartbeat_s = widgets.FloatText(
-            value=DEFAULT_HEARTBEAT_S, description="heartbeat s", layout=_WIDE
+            value=DEFAULT_HEARTBEAT_S, description="heartbeat s", layout=_wide()
         )
         self.sensor_type = widgets.Dropdown(
-            options=sorted(SENSOR_TYPES), value="ds18b20", description="sensor", layout=_WIDE
+            options=sorted(SENSOR_TYPES), value="ds18b20", description="sensor", layout=_wide()
         )
-        self.sensor_gpio = widgets.IntText(value=4, description="gpio", layout=_NARROW)
+        self.sensor_gpio = widgets.IntText(value=4, description="gpio", layout=_narrow())
         self.sensor_interval_s = widgets.FloatText(
-            value=DEFAULT_SENSOR_INTERVAL_S, description="every s", layout=_NARROW
+            value=DEFAULT_SENSOR_INTERVAL_S, description="every s", layout=_narrow()
         )
         self.add_sensor_button = widgets.Button(description="Add sensor", icon="plus")
         self.actuator_type = widgets.Dropdown(
-            options=sorted(ACTUATOR_TYPES), value="pump", description="actuator", layout=_WIDE
+            options=sorted(ACTUATOR_TYPES), value="pump", description="actuator", layout=_wide()
         )
-        self.actuator_gpio = widgets.IntText(value=5, description="gpio", layout=_NARROW)
+        self.actuator_gpio = widgets.IntText(value=5, description="gpio", layout=_narrow())
         self.add_actuator_button = widgets.Button(description="Add actuator", icon="plus")
-        self.parts = widgets.Select(options=[], rows=4, description="parts", layout=_WIDE)
+        self.parts = widgets.Select(options=[], rows=4, description="parts", layout=_wide())
         self.remove_part_button = widgets.Button(description="Remove part", icon="minus")
         self.create_button = widgets.Button(
             description="Create", button_style="success", icon="check"

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from mocksim.catalog import VALUE_TYPES, ValueModel
 from mocksim.fleet import Fleet
 from mocksim.spec import PATTERN_KINDS, DeviceSpec, PatternSpec, SensorSpec
-from mocksim.widgets._panel import Panel
+from mocksim.widgets._panel import Panel, set_options
 
 __all__ = ["TunerPanel", "pattern_fields"]
 
@@ -29,7 +29,11 @@ USES: dict[str, frozenset[str]] = {
     "spike": frozenset({"range"}),
     "stuck": frozenset(),
 }
-_W = widgets.Layout(width="28em")
+def _w() -> Any:
+    """A fresh layout (layouts are widgets: a shared one would hide or resize them all)."""
+    return widgets.Layout(width="28em")
+
+
 
 
 def pattern_fields(
@@ -95,16 +99,16 @@ class TunerPanel(Panel):
     """
 
     def __init__(self, fleet: Fleet, *, auto_apply: bool = True) -> None:
-        self.device = widgets.Dropdown(options=[], description="device", layout=_W)
+        self.device = widgets.Dropdown(options=[], description="device", layout=_w())
         self.reload_button = widgets.Button(icon="refresh", tooltip="reload the device list",
                                             layout=widgets.Layout(width="3em"))
-        self.sensor = widgets.Dropdown(options=[], description="sensor", layout=_W)
-        self.value_type = widgets.Dropdown(options=[], description="value", layout=_W)
+        self.sensor = widgets.Dropdown(options=[], description="sensor", layout=_w())
+        self.value_type = widgets.Dropdown(options=[], description="value", layout=_w())
         self.kind = widgets.Dropdown(options=PATTERN_KINDS, value="drift", description="pattern",
-                                     layout=_W)
+                                     layout=_w())
 
         def slider(name: str, **kw: Any) -> Any:
-            return widgets.FloatSlider(description=name, continuous_update=False, layout=_W,
+            return widgets.FloatSlider(description=name, continuous_update=False, layout=_w(),
                                        readout_format=".4g", **kw)
 
         self.base = slider("base", min=-100.0, max=100.0, value=0.0)
@@ -148,12 +152,7 @@ class TunerPanel(Panel):
         ok, frame = self.call(self.fleet.devices)
         if not ok or frame is None:
             return
-        ids = [str(i) for i in frame["device_id"]]
-        current = self.device.value
-        if list(self.device.options) != ids:
-            self.device.options = ids
-        if current in ids:
-            self.device.value = current
+        set_options(self.device, [str(i) for i in frame["device_id"]], first=False)
 
     def _device_changed(self) -> None:
         if self.device.value is None:
@@ -162,8 +161,7 @@ class TunerPanel(Panel):
             return
         ok, spec = self.call(self.fleet.spec, self.device.value)
         self._spec = spec if ok else None
-        keys = [s.key for s in spec.sensors] if spec is not None else []
-        self.sensor.options = keys
+        set_options(self.sensor, [s.key for s in spec.sensors] if spec is not None else [])
 
     def _sensor(self) -> SensorSpec | None:
         if self._spec is None or self.sensor.value is None:
@@ -175,7 +173,7 @@ class TunerPanel(Panel):
 
     def _sensor_changed(self) -> None:
         sensor = self._sensor()
-        self.value_type.options = list(sensor.value_types) if sensor is not None else []
+        set_options(self.value_type, list(sensor.value_types) if sensor is not None else [])
         if sensor is not None:
             self._loading = True
             try:
@@ -209,8 +207,9 @@ class TunerPanel(Panel):
         _configure(self.base, lo, hi, step, base)
         _configure(self.spread, 0.0, span / 4, step, spread)
         _configure(self.rate, -span / 50, span / 50, step / 10, p.get("step", step))
-        _configure(self.low, lo, hi, step, p.get("min") if p.get("min") is not None else lo)
-        _configure(self.high, lo, hi, step, p.get("max") if p.get("max") is not None else hi)
+        low, high = p.get("min"), p.get("max")
+        _configure(self.low, lo, hi, step, lo if low is None else float(low))
+        _configure(self.high, lo, hi, step, hi if high is None else float(high))
         self.period_s.value = p.get("period_s", self.period_s.value)
         if p.get("kind") in PATTERN_KINDS:
             self.kind.value = p["kind"]
