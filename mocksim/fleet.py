@@ -94,7 +94,8 @@ class FleetStats:
         rejected: inbound messages a device ignored (bad fields, gate closed, paused).
         fired: scheduler firings; misfires: firings coalesced after a stall.
         lag_p50_ms, lag_p99_ms: scheduler lateness over recent firings.
-        connected: devices whose MQTT session is up; breaker: the circuit breaker state.
+        connected: devices whose MQTT session is up; breaker: the circuit breaker state,
+        breaker_opened: how often it opened; reconnects: sessions that came back.
     """
 
     devices: int
@@ -114,6 +115,8 @@ class FleetStats:
     lag_p99_ms: float
     connected: int
     breaker: str
+    breaker_opened: int
+    reconnects: int
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -176,6 +179,8 @@ class Fleet:
         lease_ttl_s: how long this fleet's ownership of a device lasts unless renewed.
         watch_interval_s: how often changes written by other processes are picked up.
         transport: a ready transport instead of ``mqtt`` (tests, in-memory runs).
+        transport_options: more :class:`~mocksim.transport.MqttTransport` keywords, e.g.
+            ``{"breaker": BreakerConfig(open_s=5)}`` or ``{"connect_rate_per_s": 500}``.
         timeout_s: how long a blocking call waits for the loop.
 
     Raises:
@@ -197,6 +202,7 @@ class Fleet:
         lease_ttl_s: float = 30.0,
         watch_interval_s: float = 2.0,
         transport: Transport | None = None,
+        transport_options: Mapping[str, Any] | None = None,
         timeout_s: float = 60.0,
     ) -> None:
         for name, value in (
@@ -235,6 +241,7 @@ class Fleet:
         self._status = FleetStatus.STARTING
         self._store: Store | None = None
         self._transport = transport
+        self._transport_options = dict(transport_options or {})
         self._builders: dict[str, TopicBuilder] = {}
         self._revision = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -374,7 +381,10 @@ class Fleet:
         self._revision = await self._db(self.store.revision)
         if self._transport is None:
             self._transport = transport_from_url(
-                self._mqtt_url, mode=self._mode, offline_policy=self._policy
+                self._mqtt_url,
+                mode=self._mode,
+                offline_policy=self._policy,
+                **self._transport_options,
             )
         await self._transport.start(self)
         self._run_task = self._runner.loop.create_task(self._scheduler.run())
@@ -1196,6 +1206,8 @@ class Fleet:
             lag_p99_ms=s.lag_p99_ms,
             connected=t.connected,
             breaker=t.breaker_state.value,
+            breaker_opened=t.breaker_opened,
+            reconnects=t.reconnects,
         )
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:

@@ -285,6 +285,13 @@ def test_table_refresh_is_throttled_to_five_per_second(fleet: Fleet) -> None:
 
 
 @pytest.fixture
+def panel(fleet: Fleet) -> Iterator[ActuatorPanel]:
+    p = ActuatorPanel(fleet)
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def actuator_device(fleet: Fleet) -> str:
     device_id = new_id()
     fleet.add_device(id=device_id, actuators=[
@@ -294,9 +301,8 @@ def actuator_device(fleet: Fleet) -> str:
 
 
 def test_actuator_panel_on_off_pwm_show_the_device_response(
-    fleet: Fleet, actuator_device: str
+    fleet: Fleet, actuator_device: str, panel: ActuatorPanel
 ) -> None:
-    panel = ActuatorPanel(fleet)
     panel.reload()
     panel.device.value = actuator_device
     assert panel.gpio.options == (("gpio 5 · pump", 5), ("gpio 18 · pwm", 18))
@@ -320,9 +326,8 @@ def test_actuator_panel_on_off_pwm_show_the_device_response(
 
 
 def test_actuator_panel_emergency_stop_refuses_commands_until_cleared(
-    fleet: Fleet, actuator_device: str
+    fleet: Fleet, actuator_device: str, panel: ActuatorPanel
 ) -> None:
-    panel = ActuatorPanel(fleet)
     panel.reload()
     panel.device.value = actuator_device
     panel.buttons["ON"].click()
@@ -340,8 +345,7 @@ def test_actuator_panel_emergency_stop_refuses_commands_until_cleared(
     assert panel.last_response["success"] is True
 
 
-def test_actuator_panel_without_a_choice_sends_nothing(fleet: Fleet) -> None:
-    panel = ActuatorPanel(fleet)
+def test_actuator_panel_without_a_choice_sends_nothing(panel: ActuatorPanel) -> None:
     panel.reload()
     assert panel.command("ON") is None
     assert "choose a device and an actuator first" in panel.messages

@@ -30,6 +30,7 @@ from mocksim.errors import StoreError
 __all__ = [
     "DEFAULT_URL",
     "Backend",
+    "JSONText",
     "backend_of",
     "make_engine",
     "mask_url",
@@ -111,7 +112,15 @@ def scrub(text: str, url: URL) -> str:
     return text
 
 
+class JSONText(str):
+    """JSON that is already serialised (e.g. by pydantic); stored as it is, not re-encoded."""
+
+    __slots__ = ()
+
+
 def _json_dumps(value: Any) -> str:
+    if type(value) is JSONText:
+        return str.__str__(value)
     return orjson.dumps(value).decode()
 
 

@@ -45,6 +45,7 @@ from mocksim.store.engine import (
     DEFAULT_URL,
     SQLITE_BEGIN_OPTION,
     Backend,
+    JSONText,
     backend_of,
     make_engine,
     mask_url,
@@ -172,7 +173,8 @@ def _spec_columns(spec: DeviceSpec) -> dict[str, Any]:
         "subzone_id": spec.subzone_id,
         "hardware_type": spec.hardware_type,
         "heartbeat_interval_s": spec.heartbeat_interval_s,
-        "spec": spec.model_dump(mode="json"),
+        # pydantic's own JSON encoder is about twice as fast as model_dump + orjson.
+        "spec": JSONText(spec.model_dump_json()),
     }
 
 
@@ -419,11 +421,14 @@ class Store:
         )
         return int(conn.execute(stmt).scalar_one())
 
-    @staticmethod
-    def _existing(conn: Connection, ids: Sequence[str]) -> set[str]:
+    def _existing(self, conn: Connection, ids: Sequence[str], *, lock: bool = False) -> set[str]:
+        """Which of ``ids`` exist; ``lock`` also locks their rows (PostgreSQL)."""
         found: set[str] = set()
         for chunk in _chunks(ids, ID_CHUNK):
-            found.update(conn.execute(select(DEVICES.c.id).where(DEVICES.c.id.in_(chunk))).scalars())
+            query = select(DEVICES.c.id).where(DEVICES.c.id.in_(chunk))
+            if lock and self._backend is Backend.POSTGRESQL:
+                query = query.with_for_update()
+            found.update(conn.execute(query).scalars())
         return found
 
     def _record(self, row: Mapping[Any, Any], overrides: dict[str, float]) -> DeviceRecord:
@@ -657,10 +662,15 @@ class Store:
                 )
                 for key in stale:
                     del overrides[key]
-            return self._record(
-                {**row, "spec": new.model_dump(mode="json"), "config_version": revision,
-                 "updated_at": now},
-                overrides,
+            return DeviceRecord(
+                spec=new,
+                desired_state=DesiredState(row["desired_state"]),
+                runtime_status=RuntimeStatus(row["runtime_status"]),
+                error=row["error"],
+                config_version=revision,
+                overrides=overrides,
+                created_at=row["created_at"],
+                updated_at=now,
             )
 
     def update_device(self, spec: DeviceSpec | Mapping[str, Any]) -> DeviceRecord:
@@ -875,7 +885,9 @@ class Store:
         now = self._now()
         with self._write("deleting devices") as conn:
             revision = self._bump(conn)
-            found = self._existing(conn, id_list)
+            # Lock the device rows before touching their leases: a concurrent claimer locks
+            # a device row first and its lease second, so this order cannot deadlock with it.
+            found = self._existing(conn, id_list, lock=True)
             missing = next((i for i in id_list if i not in found), None)
             if missing is not None:
                 raise UnknownDeviceError(missing)

@@ -1,8 +1,10 @@
 """The actuator panel: send ON / OFF / PWM / TOGGLE and emergency stop as the server would.
 
-Commands go through the broker, as the AutomationOne server sends them, using a short-lived
-:class:`~mocksim.ServerClient` from :meth:`Fleet.server`; the panel shows the device's answer
-(the actuator response, the emergency ack or the recovery confirm).
+Commands go through the broker, as the AutomationOne server sends them, using one
+:class:`~mocksim.ServerClient` from :meth:`Fleet.server`, opened at the first command and kept
+(a connection per click would cost a connect and a close each); :meth:`ActuatorPanel.close`
+closes it. The panel shows the device's answer (the actuator response, the emergency ack or
+the recovery confirm).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ActuatorPanel(Panel):
         self.clear_button = widgets.Button(description="Clear emergency", button_style="warning",
                                            layout=widgets.Layout(width="12em"))
         self.last_response: dict[str, Any] | None = None
+        self._client: ServerClient | None = None
         self.response = widgets.HTML("")
 
         self.reload_button.on_click(lambda _b: self.reload())
@@ -90,7 +93,15 @@ class ActuatorPanel(Panel):
     # ------------------------------------------------------------------ commands
 
     def _server(self) -> ServerClient:
-        return self.fleet.server()
+        if self._client is None:
+            self._client = self.fleet.server()
+        return self._client
+
+    def close(self) -> None:
+        """Close the panel's server connection (a later command opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def _show(self, what: str, answer: Any) -> None:
         self.last_response = answer if isinstance(answer, dict) else {"answers": answer}
@@ -112,9 +123,8 @@ class ActuatorPanel(Panel):
         duration = self.duration_s.value if name == "ON" else 0.0
 
         def send() -> dict[str, Any] | None:
-            with self._server() as server:
-                return server.actuator_command(device_id, gpio, name, value=value,
-                                               duration_s=duration)
+            return self._server().actuator_command(device_id, gpio, name, value=value,
+                                                   duration_s=duration)
 
         ok, answer = self.call(send)
         if ok and answer is not None:
@@ -140,8 +150,7 @@ class ActuatorPanel(Panel):
             return None
 
         def run() -> list[dict[str, Any]]:
-            with self._server() as server:
-                return send(server, device_id)
+            return send(self._server(), device_id)
 
         ok, answers = self.call(run)
         if ok and answers is not None:

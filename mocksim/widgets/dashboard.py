@@ -82,8 +82,12 @@ class Dashboard:
         self.table.refresh(force=True)
 
     def close(self) -> None:
-        """Stop the refresher thread; the fleet stays open (close it yourself)."""
+        """Stop the refresher thread and the actuator panel's server connection.
+
+        The fleet stays open (close it yourself); calling this twice does nothing more.
+        """
         self.refresher.stop()
+        self.actuators.close()
 
     def __enter__(self) -> Dashboard:
         return self
