@@ -52,6 +52,7 @@ from mocksim.transport import (
     transport_from_url,
 )
 from mocksim.transport.endpoint import BrokerEndpoint
+from mocksim.virtual import REBOOT_DELAY_S
 
 __all__ = ["FAST_FACTOR", "DeviceHandle", "Fleet", "FleetStats", "FleetStatus"]
 
@@ -62,8 +63,6 @@ T = TypeVar("T")
 #: ``MOCKSIM_FAST=1`` runs every timer this many times sooner (heartbeat 60 s → 6 s,
 #: a 10 s sensor → 1 s). Message timestamps stay real Unix seconds.
 FAST_FACTOR = 10.0
-#: Delay before a rebooted board reconnects (firmware boot time).
-REBOOT_DELAY_S = 2.0
 _TRUE = ("1", "true", "yes", "on")
 _fleet_numbers = itertools.count(1)
 
@@ -125,6 +124,26 @@ class FleetStats:
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _check_options(
+    session_mode: SessionMode | str, offline_policy: OfflinePolicy | str, **seconds: float
+) -> tuple[SessionMode, OfflinePolicy]:
+    """Validate Fleet options in the caller's thread, before any thread or I/O starts."""
+    for name, value in seconds.items():
+        if not value > 0:
+            raise SpecError(name, value, "a number of seconds > 0")
+    try:
+        mode = SessionMode(session_mode)
+    except ValueError:
+        raise SpecError("session_mode", session_mode, [m.value for m in SessionMode]) from None
+    try:
+        policy = OfflinePolicy(offline_policy)
+    except ValueError:
+        raise SpecError(
+            "offline_policy", offline_policy, [p.value for p in OfflinePolicy]
+        ) from None
+    return mode, policy
 
 
 class _LoopThread:
@@ -205,24 +224,14 @@ class Fleet:
         transport_options: Mapping[str, Any] | None = None,
         timeout_s: float = 60.0,
     ) -> None:
-        for name, value in (
-            ("checkpoint_interval_s", checkpoint_interval_s),
-            ("lease_ttl_s", lease_ttl_s),
-            ("watch_interval_s", watch_interval_s),
-            ("timeout_s", timeout_s),
-        ):
-            if not value > 0:
-                raise SpecError(name, value, "a number of seconds > 0")
-        try:
-            mode = SessionMode(session_mode)
-        except ValueError:
-            raise SpecError("session_mode", session_mode, [m.value for m in SessionMode]) from None
-        try:
-            policy = OfflinePolicy(offline_policy)
-        except ValueError:
-            raise SpecError(
-                "offline_policy", offline_policy, [p.value for p in OfflinePolicy]
-            ) from None
+        mode, policy = _check_options(
+            session_mode,
+            offline_policy,
+            checkpoint_interval_s=checkpoint_interval_s,
+            lease_ttl_s=lease_ttl_s,
+            watch_interval_s=watch_interval_s,
+            timeout_s=timeout_s,
+        )
         self._db_url = db or os.environ.get("MOCKSIM_DB_URL") or None
         self._mqtt_url = mqtt or os.environ.get("MOCKSIM_MQTT_URL") or None
         self.seed = int(seed)

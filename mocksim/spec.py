@@ -22,6 +22,7 @@ from pydantic import (
 
 from mocksim.catalog import ACTUATOR_TYPES, ADC1_PINS, QUALITIES, SENSOR_TYPES, Bus, Quality
 from mocksim.errors import SpecError
+from mocksim.protocol.topics import DEVICE_ID_ALLOWED, validate_device_id
 
 __all__ = [
     "ActuatorSpec",
@@ -43,9 +44,6 @@ GPIO_MAX = 39
 PATTERN_KINDS = ("constant", "drift", "random", "sine", "spike", "stuck", "walk")
 ActuatorType = Literal["pump", "valve", "pwm", "relay"]
 
-ESP_ID_RE = re.compile(r"^ESP_[A-F0-9]{6,8}$")
-MOCK_ID_RE = re.compile(r"^MOCK_[A-Z0-9]+$")
-ID_ALLOWED = "ESP_ + 6-8 upper-case hex digits (ESP_[A-F0-9]{6,8}) or MOCK_[A-Z0-9]+"
 _TOPIC_SAFE_RE = re.compile(r"^[^/+#\s]+$")
 _ONEWIRE_RE = re.compile(r"^[0-9A-Fa-f]{16}$")
 
@@ -365,13 +363,11 @@ def check_device_id(device_id: str) -> str:
         raise SpecError(
             "id",
             device_id,
-            ID_ALLOWED,
+            DEVICE_ID_ALLOWED,
             f"id: {device_id!r} is not topic-safe (no '/', '+', '#' or whitespace); "
-            f"use {ID_ALLOWED}",
+            f"use {DEVICE_ID_ALLOWED}",
         )
-    if not (ESP_ID_RE.match(device_id) or MOCK_ID_RE.match(device_id)):
-        raise SpecError("id", device_id, ID_ALLOWED)
-    return device_id
+    return validate_device_id(device_id)
 
 
 def _topic_safe(field: str, v: str) -> str:

@@ -19,10 +19,13 @@ from mocksim.engine import Engine
 from mocksim.errors import SpecError, TopicError
 from mocksim.protocol.message import Message
 from mocksim.protocol.topics import TopicBuilder
-from mocksim.scheduler import DEFAULT_VIRTUAL_START, Scheduler, VirtualClock
+from mocksim.scheduler import DEFAULT_VIRTUAL_START, JobKey, JobKind, Scheduler, VirtualClock
 from mocksim.spec import DeviceSpec
 
-__all__ = ["Published", "messages_frame", "simulate"]
+__all__ = ["REBOOT_DELAY_S", "Published", "messages_frame", "simulate"]
+
+#: Seconds a rebooted board takes to come back and reconnect.
+REBOOT_DELAY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,16 @@ def simulate(
     def publish(device_id: str, msg: Message) -> None:
         out.append(Published(clock.now(), device_id, msg))
 
-    engine = Engine(scheduler, publish)
+    def reboot(device_id: str) -> None:
+        # The board restarts and reconnects after its boot time, as over MQTT.
+        scheduler.add(
+            JobKey(device_id, JobKind.OTHER, "reconnect"),
+            lambda key, _due: engine.connected(key.device_id, reconnect=False),
+            interval_s=None,
+            first_due=clock.now() + REBOOT_DELAY_S,
+        )
+
+    engine = Engine(scheduler, publish, on_restart_session=reboot)
     builders: dict[str, TopicBuilder] = {}
     for spec in models:
         builder = builders.setdefault(spec.kaiser_id, TopicBuilder(spec.kaiser_id))

@@ -42,8 +42,9 @@ def test_actuator_command_round_trip_echoes_correlation_id(fleet: Fleet) -> None
         assert resp["command"] == "ON"
         assert resp["issued_by"] == "mocksim-server"
         assert resp["correlation_id"].startswith("cmd-")
-        status = server.wait_for(lambda r: r.topic.kind is TopicKind.ACTUATOR_STATUS
-                                 and r.payload["state"] is True)[0]
+        status = server.wait_for(
+            lambda r: r.topic.kind is TopicKind.ACTUATOR_STATUS and r.payload["state"] is True
+        )[0]
         assert status.payload["pwm"] == 255
         missing = server.actuator_command(dev.id, 7, "ON")
         assert missing is not None
@@ -57,12 +58,18 @@ def test_zone_assign_and_config_push_are_acknowledged_and_persisted(fleet: Fleet
     with fleet.server() as server:
         ack = server.zone_assign(dev.id, "north", master_zone_id="farm")
         assert (ack["status"], ack["zone_id"]) == ("zone_assigned", "north")
-        resps = server.config_push(dev.id, sensors=[
-            {"gpio": 4, "sensor_type": "ds18b20", "measurement_interval_seconds": 2},
-            {"gpio": 21, "sensor_type": "sht31_temp"},
-        ], actuators=[])
-        assert {r["type"]: r["status"] for r in resps} == {"sensor": "success",
-                                                           "actuator": "success"}
+        resps = server.config_push(
+            dev.id,
+            sensors=[
+                {"gpio": 4, "sensor_type": "ds18b20", "measurement_interval_seconds": 2},
+                {"gpio": 21, "sensor_type": "sht31_temp"},
+            ],
+            actuators=[],
+        )
+        assert {r["type"]: r["status"] for r in resps} == {
+            "sensor": "success",
+            "actuator": "success",
+        }
         assert all(r["correlation_id"] == resps[0]["correlation_id"] for r in resps)
         for r in server.received():
             if r.topic.esp_id == dev.id and isinstance(r.payload, dict):
@@ -97,13 +104,18 @@ def test_crash_publishes_the_retained_will_and_close_does_not(
             calm = f.add_device(sensors=[DS])
             assert f.wait_connected(5)
             f.crash(crashed.id, reconnect_after_s=0.5)
-            will = server.wait_for(lambda r: r.topic.kind is TopicKind.WILL
-                                   and r.topic.esp_id == crashed.id)[0]
+            will = server.wait_for(
+                lambda r: r.topic.kind is TopicKind.WILL and r.topic.esp_id == crashed.id
+            )[0]
             assert will.payload["status"] == "offline"
             assert will.payload["reason"] == "unexpected_disconnect"
-            again = server.wait_for(lambda r: r.topic.kind is TopicKind.SESSION_ANNOUNCE
-                                    and r.topic.esp_id == crashed.id
-                                    and r.payload["reason"] == "reconnect")
+            again = server.wait_for(
+                lambda r: (
+                    r.topic.kind is TopicKind.SESSION_ANNOUNCE
+                    and r.topic.esp_id == crashed.id
+                    and r.payload["reason"] == "reconnect"
+                )
+            )
             assert again
         time.sleep(0.5)
         assert server.received(TopicKind.WILL, calm.id) == []
@@ -115,10 +127,13 @@ def test_crash_publishes_the_retained_will_and_close_does_not(
 def test_broker_outage_is_survived_and_every_reading_is_accounted_for(
     no_thread_leak: None, tmp_path: Path, fresh_mosquitto: Mosquitto
 ) -> None:
-    options = {"breaker": BreakerConfig(failures=5, open_s=2.0, successes_to_close=3),
-               "backoff": BackoffConfig(initial_s=0.5, max_s=2.0)}
-    with Fleet(db=sqlite(tmp_path), mqtt=fresh_mosquitto.url, seed=23, fast=True,
-               transport_options=options) as f:
+    options = {
+        "breaker": BreakerConfig(failures=5, open_s=2.0, successes_to_close=3),
+        "backoff": BackoffConfig(initial_s=0.5, max_s=2.0),
+    }
+    with Fleet(
+        db=sqlite(tmp_path), mqtt=fresh_mosquitto.url, seed=23, fast=True, transport_options=options
+    ) as f:
         devs = f.add_devices([{"sensors": [DS]} for _ in range(8)])
         assert f.wait_connected(5)
         time.sleep(0.5)
@@ -131,8 +146,7 @@ def test_broker_outage_is_survived_and_every_reading_is_accounted_for(
         back = time.monotonic()
         breaker_seen = {during.breaker}
         with ServerClient(fresh_mosquitto.url) as server:
-            server.wait_for(lambda r: r.topic.kind is TopicKind.SENSOR_DATA, count=8,
-                            timeout_s=5)
+            server.wait_for(lambda r: r.topic.kind is TopicKind.SENSOR_DATA, count=8, timeout_s=5)
             resumed_after = time.monotonic() - back
             assert f.wait_connected(5)
         after = f.stats()
@@ -152,25 +166,31 @@ def test_broker_outage_is_survived_and_every_reading_is_accounted_for(
 def test_five_hundred_per_device_sessions_connect_and_publish(
     no_thread_leak: None, tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    with Fleet(db=sqlite(tmp_path), mqtt=mosquitto.url, seed=24, fast=True,
-               transport_options={"connect_rate_per_s": 1000}) as f:
+    with Fleet(
+        db=sqlite(tmp_path),
+        mqtt=mosquitto.url,
+        seed=24,
+        fast=True,
+        transport_options={"connect_rate_per_s": 1000},
+    ) as f:
         with ServerClient(mosquitto.url) as server:
             devs = f.add_devices([{"heartbeat_interval_s": 3600} for _ in range(500)])
             assert f.wait_connected(30)
-            beats = server.wait_for(lambda r: r.topic.kind is TopicKind.HEARTBEAT, count=500,
-                                    timeout_s=30)
+            beats = server.wait_for(
+                lambda r: r.topic.kind is TopicKind.HEARTBEAT, count=500, timeout_s=30
+            )
             assert {b.topic.esp_id for b in beats} == {d.id for d in devs}
         assert f.stats().connected == 500
 
 
-@pytest.mark.parametrize(
-    "fresh_mosquitto", [{"users": {"alice": "s3cret-pw"}}], indirect=True)
+@pytest.mark.parametrize("fresh_mosquitto", [{"users": {"alice": "s3cret-pw"}}], indirect=True)
 def test_password_broker_accepts_right_credentials_and_refuses_wrong_ones(
     no_thread_leak: None, tmp_path: Path, fresh_mosquitto: Mosquitto
 ) -> None:
     port = fresh_mosquitto.port
-    with Fleet(db=sqlite(tmp_path), mqtt=f"mqtt://alice:s3cret-pw@127.0.0.1:{port}",
-               seed=25, fast=True) as f:
+    with Fleet(
+        db=sqlite(tmp_path), mqtt=f"mqtt://alice:s3cret-pw@127.0.0.1:{port}", seed=25, fast=True
+    ) as f:
         f.add_device(sensors=[DS])
         assert f.wait_connected(5)
         assert "s3cret" not in repr(f)
@@ -195,14 +215,23 @@ def test_ten_thousand_garbage_commands_are_counted_and_never_crash(fleet: Fleet)
         lambda: b"null",
         lambda: b'{"zone_id": 42}',
     ]
-    suffixes = ["actuator/5/command", "actuator/9/command", "zone/assign", "config",
-                "system/command", "subzone/assign", "actuator/emergency", "sensor/4/command",
-                "system/heartbeat/ack"]
+    suffixes = [
+        "actuator/5/command",
+        "actuator/9/command",
+        "zone/assign",
+        "config",
+        "system/command",
+        "subzone/assign",
+        "actuator/emergency",
+        "sensor/4/command",
+        "system/heartbeat/ack",
+    ]
     with fleet.server() as server:
         for i in range(10_000):
             dev = devs[i % 2].id
-            server.publish(f"kaiser/god/esp/{dev}/{rng.choice(suffixes)}",
-                           rng.choice(makers)(), qos=0)
+            server.publish(
+                f"kaiser/god/esp/{dev}/{rng.choice(suffixes)}", rng.choice(makers)(), qos=0
+            )
         deadline = time.time() + 30
         while time.time() < deadline and fleet.stats().inbound < 10_000:
             time.sleep(0.1)
