@@ -54,7 +54,7 @@ def measure(size: int, seconds: float, url: str) -> dict[str, float]:
         "cpu_s_per_s": (cpu1 - cpu0) / wall,
         "msgs_per_s": published / wall,
         "lag_p99_ms": after.lag_p99_ms,
-        "dropped": after.dropped,
+        "dropped": after.dropped - before.dropped,
     }
 
 

@@ -269,8 +269,8 @@ def test_delete_removes_device_checkpoint_lease_and_leaves_a_tombstone(store: St
     store.insert_readings([{"device_id": "MOCK_1", "gpio": 4, "sensor_type": "ds18b20"}])
     seen = store.revision()
 
-    revision = store.delete_device("MOCK_1")
-    assert revision == seen + 1
+    store.delete_device("MOCK_1")
+    assert store.revision() == seen + 1
     assert store.device_ids() == ["MOCK_2"]
     assert store.load_checkpoint("MOCK_1") is None
     assert store.lease_owner("MOCK_1") is None
@@ -287,8 +287,10 @@ def test_delete_removes_device_checkpoint_lease_and_leaves_a_tombstone(store: St
     assert [r.id for r in changes.changed] == ["MOCK_1"]
     assert store.get_device("MOCK_1").overrides == {}
 
-    store.delete_device("MOCK_1", purge_readings=True)
+    assert store.delete_devices(["MOCK_1", "MOCK_2", "MOCK_1"], purge_readings=True) == 2
     assert store.count_readings("MOCK_1") == 0
+    assert store.device_ids() == []
+    assert store.changes_since(seen).deleted == ["MOCK_1", "MOCK_2"]
 
 
 # -- checkpoints ------------------------------------------------------------------------------

@@ -871,7 +871,7 @@ class Store:
                 )
 
     def delete_devices(self, ids: str | Iterable[str], *, purge_readings: bool = False) -> int:
-        """Delete devices with their overrides, checkpoints and leases; return the new revision.
+        """Delete devices with their overrides, checkpoints and leases; return how many.
 
         Each deletion leaves a tombstone so :meth:`changes_since` reports it. Readings and
         events stay unless ``purge_readings`` is true.
@@ -881,7 +881,7 @@ class Store:
         """
         id_list = _ids_arg(ids)
         if not id_list:
-            return self.revision()
+            return 0
         now = self._now()
         with self._write("deleting devices") as conn:
             revision = self._bump(conn)
@@ -909,11 +909,15 @@ class Store:
                 [{"device_id": i, "revision": revision, "deleted_at": now} for i in id_list],
             )
         logger.debug("deleted %d devices at revision %d", len(id_list), revision)
-        return revision
+        return len(id_list)
 
-    def delete_device(self, device_id: str, *, purge_readings: bool = False) -> int:
-        """Delete one device (see :meth:`delete_devices`); return the new revision."""
-        return self.delete_devices([device_id], purge_readings=purge_readings)
+    def delete_device(self, device_id: str, *, purge_readings: bool = False) -> None:
+        """Delete one device (see :meth:`delete_devices`).
+
+        Raises:
+            UnknownDeviceError: no such device.
+        """
+        self.delete_devices([device_id], purge_readings=purge_readings)
 
     # ------------------------------------------------------------------------ checkpoints
 

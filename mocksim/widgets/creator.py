@@ -71,6 +71,9 @@ class CreatorPanel(Panel):
         self.create_button = widgets.Button(
             description="Create", button_style="success", icon="check"
         )
+        # Stable CSS hooks for browser tests and custom styling.
+        self.device_id.add_class("mocksim-device-id")
+        self.add_sensor_button.add_class("mocksim-add-sensor")
         self.create_button.add_class("mocksim-create")
         self._sensors: list[dict[str, Any]] = []
         self._actuators: list[dict[str, Any]] = []
