@@ -673,67 +673,30 @@ class Device:
         step = Step()
         if self.gated:
             return Step(rejected="actuator command while the registration gate is closed")
+
+        def refuse(message: str) -> Step:
+            step.messages.append(
+                self._response(now, gpio, p, command, success=False, message=message)
+            )
+            return step
+
         a = self._actuators.get(gpio)
         if a is None:
-            step.messages.append(
-                self._response(
-                    now,
-                    gpio,
-                    p,
-                    command,
-                    success=False,
-                    message=f"Actuator not configured on GPIO {gpio}",
-                )
-            )
-            return step
+            return refuse(f"Actuator not configured on GPIO {gpio}")
         if command not in ("ON", "OFF", "PWM", "TOGGLE"):
-            step.messages.append(
-                self._response(
-                    now,
-                    gpio,
-                    p,
-                    command,
-                    success=False,
-                    message=f"Unknown command {raw_cmd!r} (ON, OFF, PWM, TOGGLE)",
-                )
-            )
-            return step
+            return refuse(f"Unknown command {raw_cmd!r} (ON, OFF, PWM, TOGGLE)")
         if a.emergency is not Emergency.NORMAL:
+            # The firmware answers an emergency-stopped actuator with alert, status, failure.
             step.messages.append(
                 self._alert(now, gpio, "emergency_stop", f"GPIO {gpio} is emergency-stopped")
             )
             step.messages.append(self._status(now, gpio))
-            step.messages.append(
-                self._response(
-                    now,
-                    gpio,
-                    p,
-                    command,
-                    success=False,
-                    message="Actuator is emergency-stopped; clear the emergency first",
-                )
-            )
-            return step
+            return refuse("Actuator is emergency-stopped; clear the emergency first")
         if self.safe_mode:
-            step.messages.append(
-                self._response(
-                    now, gpio, p, command, success=False, message="Device is in safe mode"
-                )
-            )
-            return step
+            return refuse("Device is in safe mode")
         value = p.get("value", 1.0 if command == "ON" else 0.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-            step.messages.append(
-                self._response(
-                    now,
-                    gpio,
-                    p,
-                    command,
-                    success=False,
-                    message=f"value {value!r} out of range 0.0-1.0",
-                )
-            )
-            return step
+            return refuse(f"value {value!r} out of range 0.0-1.0")
         duration = p.get("duration", 0)
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
             duration = 0
