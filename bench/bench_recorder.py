@@ -39,6 +39,7 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -257,8 +258,6 @@ def lock_readings(url: str) -> Callable[[], None]:
             conn.close()
 
         return release_sqlite
-    import psycopg
-
     pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
     pg.execute("LOCK TABLE readings IN EXCLUSIVE MODE")
 
@@ -298,8 +297,6 @@ def main() -> None:
         results.append(bench_database("sqlite", f"sqlite:///{tmp / 'bench.db'}", broker, count,
                                       args.qos))
         if not args.no_pg:
-            import psycopg
-
             name = f"mocksim_bench_recorder_{secrets.token_hex(4)}"
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{name}"')

@@ -40,6 +40,14 @@ from mocksim.errors import (
 )
 from mocksim.protocol.message import Message
 from mocksim.protocol.topics import TopicBuilder, TopicKind
+from mocksim.recorder import (
+    Recorder,
+    RecorderStats,
+    TimeArg,
+    delivery,
+    events_frame,
+    readings_frame,
+)
 from mocksim.scheduler import JobKey, JobKind, RealClock, Scheduler
 from mocksim.server import ServerClient
 from mocksim.spec import ActuatorSpec, DeviceSpec, PatternSpec, SensorSpec, default_device_id
@@ -201,6 +209,9 @@ class Fleet:
         transport: a ready transport instead of ``mqtt`` (tests, in-memory runs).
         transport_options: more :class:`~mocksim.transport.MqttTransport` keywords, e.g.
             ``{"breaker": BreakerConfig(open_s=5)}`` or ``{"connect_rate_per_s": 500}``.
+        record: run a recorder that subscribes like a server and stores what the broker
+            delivered (``readings()``, ``events()``, ``delivery()``); False switches it off.
+        retention_s: keep recorded readings and events this long (None: keep everything).
         timeout_s: how long a blocking call waits for the loop.
 
     Raises:
@@ -223,6 +234,8 @@ class Fleet:
         watch_interval_s: float = 2.0,
         transport: Transport | None = None,
         transport_options: Mapping[str, Any] | None = None,
+        record: bool = True,
+        retention_s: float | None = None,
         timeout_s: float = 60.0,
     ) -> None:
         mode, policy = _check_options(
@@ -252,6 +265,9 @@ class Fleet:
         self._store: Store | None = None
         self._transport = transport
         self._transport_options = dict(transport_options or {})
+        self._record = record
+        self._retention_s = retention_s
+        self._recorder: Recorder | None = None
         self._builders: dict[str, TopicBuilder] = {}
         self._revision = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -399,6 +415,15 @@ class Fleet:
                 **self._transport_options,
             )
         await self._transport.start(self)
+        if self._record:
+            kaisers = {r.spec.kaiser_id for r in await self._db(self.store.list_devices)}
+            self._recorder = Recorder(
+                self.store,
+                self.broker_url,
+                kaiser_ids=sorted(kaisers | {"god"}),
+                retention_s=self._retention_s,
+            )
+            await self._db(self._recorder.start)
         self._run_task = self._runner.loop.create_task(self._scheduler.run())
         self._add_maintenance("checkpoint", self._checkpoint_s, self._checkpoint)
         self._add_maintenance("leases", self._lease_ttl_s / 3.0, self._renew_leases)
@@ -470,6 +495,9 @@ class Fleet:
         finally:
             for device_id in ids:
                 self._engine.remove(device_id)
+            # Stop the recorder while the broker (maybe embedded in the transport) still runs.
+            if self._recorder is not None:
+                await self._db(self._recorder.stop)
             if self._transport is not None:
                 await self._transport.close()
             if self._store is not None:
@@ -507,6 +535,9 @@ class Fleet:
                 "%d device(s) are leased by another owner: %s", len(skipped), ", ".join(skipped[:5])
             )
         todo = [r for r in records if r.spec.id in claimed]
+        if self._recorder is not None:
+            for kaiser in {r.spec.kaiser_id for r in todo} - set(self._recorder.kaiser_ids):
+                self._recorder.add_kaiser(kaiser)
         cps = await self._db(self.store.load_checkpoints, [r.spec.id for r in todo])
         for rec in todo:
             cp = cps.get(rec.spec.id)
@@ -929,6 +960,7 @@ class Fleet:
                     "connected": ts.connected,
                     "published": ts.published,
                     "dropped": ts.dropped,
+                    "lost": ts.lost,
                     "buffered": ts.buffered,
                     "reconnects": ts.reconnects,
                     "breaker": ts.breaker_state.value,
@@ -1221,6 +1253,80 @@ class Fleet:
             breaker_opened=t.breaker_opened,
             reconnects=t.reconnects,
         )
+
+    # ------------------------------------------------------------------ verbs: recorded data
+
+    def _require_recorder(self) -> Recorder:
+        if self._recorder is None:
+            raise MocksimError("recording is off for this fleet (Fleet(record=False))")
+        return self._recorder
+
+    async def _flushed(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Write what the recorder received so far, then run a query off the loop."""
+        recorder = self._require_recorder()
+        await self._db(recorder.flush, 5.0)
+        return await self._db(lambda: fn(*args, **kw))
+
+    def readings(
+        self,
+        device: str | None = None,
+        sensor_type: str | None = None,
+        *,
+        since: TimeArg | None = None,
+        until: TimeArg | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """Readings as the broker delivered them, oldest first (a typed DataFrame).
+
+        Columns: received_at and device_time (UTC), device_id, gpio, sensor_type, raw, value,
+        unit, quality (categorical), seq. ``since``/``until`` take datetimes, ISO strings or a
+        timedelta ("the last ..."); ``last=N`` keeps the newest N rows.
+        """
+        return cast(
+            pd.DataFrame,
+            self._run(
+                self._flushed,
+                readings_frame,
+                self.store,
+                device,
+                sensor_type,
+                since=since,
+                until=until,
+                last=last,
+            ),
+        )
+
+    def events(
+        self,
+        device: str | None = None,
+        kind: TopicKind | str | None = None,
+        *,
+        since: TimeArg | None = None,
+        until: TimeArg | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """Heartbeats, actuator, ack and lifecycle messages as delivered (a DataFrame)."""
+        return cast(
+            pd.DataFrame,
+            self._run(
+                self._flushed,
+                events_frame,
+                self.store,
+                device,
+                kind,
+                since=since,
+                until=until,
+                last=last,
+            ),
+        )
+
+    def delivery(self, device: str | None = None, *, since: TimeArg | None = None) -> pd.DataFrame:
+        """Per device: sent, received, lost, duplicated, out of order (from seq), latency."""
+        return cast(pd.DataFrame, self._run(self._flushed, delivery, self.store, device, since))
+
+    def recorder_stats(self) -> RecorderStats:
+        """The recorder's counters (received, written, dropped when its queue was full, ...)."""
+        return self._require_recorder().stats()
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
         """Block until every local device's session is up (or the timeout passes)."""

@@ -31,13 +31,34 @@ NOTEBOOK = ROOT / "notebooks" / "06_dashboard.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 LAB_START_S = 90.0
 RUN_CELLS_S = 120.0
 CHART_S = 60.0
 DEVICE = "MOCK_BROWSER1"
+NOTEBOOK_READY = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return !!(w && w.content && w.content.widgets && w.content.widgets.length > 2
+              && w.context && w.context.isReady
+              && w.sessionContext && w.sessionContext.session
+              && w.sessionContext.session.kernel
+              && w.sessionContext.session.kernel.status === "idle");
+}"""
+RUN_ALL_BUT_LAST = """() => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    notebook.activeCellIndex = notebook.widgets.length - 1;
+    return window.jupyterapp.commands.execute("notebook:run-all-above");
+}"""
+# JupyterLab's "get the news?" toast would cover part of the screenshot.
+NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +84,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: fl
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    pytest.fail(f"jupyter lab did not answer on {url} in {timeout_s} s:\n"
-                f"{log.read_text()[-3000:]}")
+    pytest.fail(f"jupyter lab did not answer on {url} in {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
@@ -80,24 +100,40 @@ def lab(tmp_path: Path) -> Iterator[str]:
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "MOCKSIM_FAST": "1",
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-    })
+    env.update(
+        {
+            "MOCKSIM_FAST": "1",
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        }
+    )
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(NO_NEWS)
     log = tmp_path / "lab.log"
     cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ip={LOOPBACK}",
-        f"--port={port}", "--port-retries=0", f"--ServerApp.root_dir={work}",
-        "--IdentityProvider.token=", "--ServerApp.password=", "--expose-app-in-browser",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ip={LOOPBACK}",
+        f"--port={port}",
+        "--port-retries=0",
+        f"--ServerApp.root_dir={work}",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--expose-app-in-browser",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.news_url=None", "--allow-root",
+        "--LabApp.news_url=None",
+        "--allow-root",
     ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://{LOOPBACK}:{port}"
     try:
         _wait_http(f"{url}/api/status", proc, log, LAB_START_S)
@@ -124,21 +160,21 @@ def test_dashboard_in_chromium_creates_a_device_and_charts_its_readings(lab: str
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(f"{lab}/lab/tree/{NOTEBOOK.name}")
-            page.wait_for_function("() => window.jupyterapp !== undefined",
-                                   timeout=LAB_START_S * 1000)
-            cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-            cells.last.wait_for(timeout=LAB_START_S * 1000)
-            # Everything but the last cell, which closes the fleet.
-            cells.last.click()
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-above')")
+            page.wait_for_function(
+                "() => window.jupyterapp !== undefined", timeout=LAB_START_S * 1000
+            )
+            # Wait for the notebook and its kernel, then run everything above the last cell
+            # (which closes the fleet), as the notebook tells a reader to.
+            page.wait_for_function(NOTEBOOK_READY, timeout=LAB_START_S * 1000)
+            page.evaluate(RUN_ALL_BUT_LAST)
             dashboard = page.locator(".mocksim-dashboard")
             dashboard.wait_for(timeout=RUN_CELLS_S * 1000)
-            page.get_by_text("created MOCK_DASH1").wait_for(timeout=RUN_CELLS_S * 1000)
+            dashboard.get_by_text("created MOCK_DASH1").wait_for(timeout=RUN_CELLS_S * 1000)
 
             page.fill(".mocksim-device-id input", DEVICE)
             page.click(".mocksim-add-sensor")
             page.click(".mocksim-create")
-            page.get_by_text(f"created {DEVICE}").wait_for(timeout=CHART_S * 1000)
+            dashboard.get_by_text(f"created {DEVICE}").wait_for(timeout=CHART_S * 1000)
 
             chart = page.locator(".mocksim-chart")
             chart.get_by_text(f"{DEVICE} · gpio 4").wait_for(timeout=CHART_S * 1000)

@@ -366,3 +366,22 @@ def test_inbound_garbage_is_counted_and_never_crashes(fleet: Fleet, server: Serv
     assert stats.malformed >= 3
     assert stats.inbound >= 6
     assert threading.active_count() > 0
+
+
+def test_readings_are_what_the_broker_delivered(fleet: Fleet, server: ServerClient) -> None:
+    dev = fleet.add_device(sensors=[sensor(), {"gpio": 21, "sensor_type": "sht31",
+                                               "interval_s": 1}])
+    wait_readings(server, dev.id, 12)
+    fleet.stop(dev.id)
+    time.sleep(0.3)
+    frame = fleet.readings(dev.id)
+    seen = {(r.payload["seq"], r.payload["raw"]) for r in readings(server, dev.id)}
+    assert {(int(s), int(r)) for s, r in zip(frame["seq"], frame["raw"], strict=True)} == seen
+    assert str(frame["received_at"].dt.tz) == "UTC"
+    assert set(frame["quality"].cat.categories) >= {"good", "suspect"}
+    report = fleet.delivery(dev.id).set_index("device_id").loc[dev.id]
+    assert (report["lost"], report["duplicated"]) == (0, 0)
+    assert report["received"] >= len(seen)
+    assert len(fleet.readings(dev.id, "sht31_humidity", last=2)) == 2
+    events = fleet.events(dev.id)
+    assert "heartbeat" in set(events["kind"].astype(str))

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import pandas as pd
 import paho.mqtt.client as mqtt
+import pandas as pd
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -153,7 +153,7 @@ def test_recorded_readings_equal_the_published_ones_with_physical_values(
     db_url: str, mosquitto: Mosquitto, kaiser: str
 ) -> None:
     topics = TopicBuilder(kaiser)
-    fleet = Fleet(db=db_url, mqtt=mosquitto.url, seed=1, fast=True)
+    fleet = Fleet(db=db_url, mqtt=mosquitto.url, seed=1, fast=True, record=False)
     truth = Peer(mosquitto.url, topics.device_wildcard())
     recorder = Recorder(fleet.store, mosquitto.url, kaiser_ids=(kaiser,))
     try:
@@ -250,7 +250,7 @@ def test_delivery_shows_the_gap_of_a_broker_outage_and_it_matches_the_fleets_dro
         backoff=BackoffConfig(initial_s=8.0, jitter=0.0),
         breaker=BreakerConfig(failures=1000),
     )
-    fleet = Fleet(db=db_url, transport=transport, seed=1, fast=True)
+    fleet = Fleet(db=db_url, transport=transport, seed=1, fast=True, record=False)
     recorder = Recorder(fleet.store, broker.url, kaiser_ids=(kaiser,))
     try:
         recorder.start()
@@ -564,7 +564,7 @@ def test_frames_have_typed_columns_even_when_empty(store: Store) -> None:
 def test_time_windows_accept_datetimes_strings_and_timedeltas(store: Store) -> None:
     base = datetime(2026, 1, 1, 12, tzinfo=UTC)
     _insert_known(store, base)
-    naive = datetime(2026, 1, 1, 12, 0, 3)  # taken as UTC
+    naive = datetime(2026, 1, 1, 12, 0, 3)  # noqa: DTZ001 - a naive time is taken as UTC
     assert len(readings_frame(store, device="ESP_AAAAAA", since=naive)) == 3
     assert len(readings_frame(store, since="2026-01-01T12:00:03Z")) == 3
     assert len(readings_frame(store, until=pd.Timestamp("2026-01-01 12:00:01"))) == 2

@@ -52,8 +52,7 @@ def new_id() -> str:
 
 @pytest.fixture
 def fleet(no_thread_leak: None, tmp_path: Path, mqtt_url: str) -> Iterator[Fleet]:
-    with Fleet(db=f"sqlite:///{tmp_path / 'widgets.db'}", mqtt=mqtt_url, seed=11,
-               fast=True) as f:
+    with Fleet(db=f"sqlite:///{tmp_path / 'widgets.db'}", mqtt=mqtt_url, seed=11, fast=True) as f:
         yield f
 
 
@@ -65,8 +64,11 @@ def server(fleet: Fleet) -> Iterator[ServerClient]:
 
 def add_sensor_device(fleet: Fleet, *, interval_s: float = 1.0, **extra: Any) -> str:
     device_id = new_id()
-    fleet.add_device(id=device_id, sensors=[
-        {"gpio": 4, "sensor_type": "ds18b20", "interval_s": interval_s}], **extra)
+    fleet.add_device(
+        id=device_id,
+        sensors=[{"gpio": 4, "sensor_type": "ds18b20", "interval_s": interval_s}],
+        **extra,
+    )
     assert fleet.wait_connected()
     return device_id
 
@@ -147,8 +149,11 @@ def test_analog_sensor_on_a_digital_pin_is_refused_with_the_allowed_pins(fleet: 
 
 
 def readings_after(server: ServerClient, device_id: str, seq: int) -> list[dict[str, Any]]:
-    return [r.payload for r in server.received(TopicKind.SENSOR_DATA, device_id)
-            if r.payload["seq"] > seq]
+    return [
+        r.payload
+        for r in server.received(TopicKind.SENSOR_DATA, device_id)
+        if r.payload["seq"] > seq
+    ]
 
 
 def test_tuner_drift_change_shows_in_the_next_published_reading(
@@ -168,8 +173,9 @@ def test_tuner_drift_change_shows_in_the_next_published_reading(
     tuner.base.value = 80.0  # auto-apply: one update_sensor call
     seq_at_change = fleet.status(device_id)["seq"]
 
-    after = wait_until(lambda: readings_after(server, device_id, seq_at_change),
-                       what="a reading after the change")
+    after = wait_until(
+        lambda: readings_after(server, device_id, seq_at_change), what="a reading after the change"
+    )
     assert 80.0 <= after[0]["value"] <= 81.0
     assert after[0]["raw"] == round(after[0]["value"] * 16)
     pattern = fleet.spec(device_id).sensor("4:ds18b20").pattern
@@ -214,9 +220,18 @@ def test_tuner_min_above_max_shows_the_error_and_keeps_the_pattern(fleet: Fleet)
 
 def test_tuner_shows_only_the_sliders_a_pattern_uses() -> None:
     assert pattern_fields("sine", base=20, spread=2, period_s=60) == {
-        "kind": "sine", "base": 20, "amplitude": 2, "period_s": 60}
+        "kind": "sine",
+        "base": 20,
+        "amplitude": 2,
+        "period_s": 60,
+    }
     assert pattern_fields("walk", base=5, rate=-0.2, low=0, high=10) == {
-        "kind": "walk", "base": 5, "step": 0.2, "min": 0, "max": 10}
+        "kind": "walk",
+        "base": 5,
+        "step": 0.2,
+        "min": 0,
+        "max": 10,
+    }
 
 
 def test_tuner_multi_value_sensor_tunes_one_value(fleet: Fleet) -> None:
@@ -294,8 +309,10 @@ def panel(fleet: Fleet) -> Iterator[ActuatorPanel]:
 @pytest.fixture
 def actuator_device(fleet: Fleet) -> str:
     device_id = new_id()
-    fleet.add_device(id=device_id, actuators=[
-        {"gpio": 5, "actuator_type": "pump"}, {"gpio": 18, "actuator_type": "pwm"}])
+    fleet.add_device(
+        id=device_id,
+        actuators=[{"gpio": 5, "actuator_type": "pump"}, {"gpio": 18, "actuator_type": "pwm"}],
+    )
     assert fleet.wait_connected()
     return device_id
 
@@ -357,8 +374,9 @@ def test_actuator_panel_without_a_choice_sends_nothing(panel: ActuatorPanel) -> 
 def test_chart_draws_the_readings_the_broker_delivered(fleet: Fleet) -> None:
     device_id = add_sensor_device(fleet)
     chart = ChartPanel(fleet, sensor_type="ds18b20", window_min=5)
-    wait_until(lambda: chart.refresh(force=True) and len(chart.frame) >= 3,
-               what="three recorded readings")
+    wait_until(
+        lambda: chart.refresh(force=True) and len(chart.frame) >= 3, what="three recorded readings"
+    )
 
     line = chart.lines[0]
     assert line.visible
@@ -375,8 +393,10 @@ def test_chart_draws_the_readings_the_broker_delivered(fleet: Fleet) -> None:
 def test_chart_shows_only_the_chosen_devices_and_sensor_type(fleet: Fleet) -> None:
     a, b = add_sensor_device(fleet), add_sensor_device(fleet)
     chart = ChartPanel(fleet)
-    wait_until(lambda: chart.refresh(force=True) and set(chart.frame["device_id"]) == {a, b},
-               what="readings of both devices")
+    wait_until(
+        lambda: chart.refresh(force=True) and set(chart.frame["device_id"]) == {a, b},
+        what="readings of both devices",
+    )
     assert sum(line.visible for line in chart.lines) == 2
 
     chart.devices.value = (b,)  # a control change redraws at once
@@ -409,12 +429,14 @@ def test_throttle_refuses_rates_above_five_hertz() -> None:
 
 def test_plot_draws_one_line_per_series() -> None:
     t0 = pd.Timestamp("2026-01-01", tz="UTC")
-    frame = pd.DataFrame({
-        "received_at": [t0, t0 + pd.Timedelta(seconds=1), t0, t0 + pd.Timedelta(seconds=2)],
-        "device_id": ["MOCK_A", "MOCK_A", "MOCK_B", "MOCK_B"],
-        "sensor_type": ["ds18b20"] * 4,
-        "value": [1.0, 2.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "received_at": [t0, t0 + pd.Timedelta(seconds=1), t0, t0 + pd.Timedelta(seconds=2)],
+            "device_id": ["MOCK_A", "MOCK_A", "MOCK_B", "MOCK_B"],
+            "sensor_type": ["ds18b20"] * 4,
+            "value": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     figure = plot(frame, title="two devices")
     assert [m.labels for m in figure.marks] == [["MOCK_A · ds18b20"], ["MOCK_B · ds18b20"]]
     assert list(figure.marks[1].y) == [3.0, 4.0]
@@ -439,8 +461,10 @@ def test_dashboard_shows_a_created_device_everywhere_and_charts_it(fleet: Fleet)
         assert board.tuner.sensor.value == "4:ds18b20"
         assert board.actuators.device.value == device_id
         assert device_id in board.table.select.options
-        wait_until(lambda: any(line.visible and len(line.y) for line in board.chart.lines),
-                   what="the refresher to chart a reading")
+        wait_until(
+            lambda: any(line.visible and len(line.y) for line in board.chart.lines),
+            what="the refresher to chart a reading",
+        )
         assert board.refresher.running
     assert not board.refresher.running
 

@@ -8,7 +8,6 @@ once the fleet is closed, so it never outlives the fleet by more than one interv
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -24,7 +23,6 @@ logger = logging.getLogger(__name__)
 #: No panel redraws more often than this.
 MAX_RATE_HZ = 5.0
 MIN_INTERVAL_S = 1.0 / MAX_RATE_HZ
-_numbers = itertools.count(1)
 
 
 class Throttle:
@@ -67,7 +65,7 @@ class Refresher:
         self._refreshers = list(refreshers)
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._main, name=f"mocksim-widgets-refresh-{next(_numbers)}", daemon=True
+            target=self._main, name=f"mocksim-widgets-refresh-{id(self):x}", daemon=True
         )
 
     @property

@@ -21,6 +21,7 @@ from mocksim.widgets._panel import Panel, set_options
 
 __all__ = ["ActuatorPanel"]
 
+
 def _w() -> Any:
     """A fresh layout (layouts are widgets: a shared one would hide or resize them all)."""
     return widgets.Layout(width="22em")
@@ -28,8 +29,6 @@ def _w() -> Any:
 
 def _button() -> Any:
     return widgets.Layout(width="7em")
-
-
 
 
 class ActuatorPanel(Panel):
@@ -41,21 +40,34 @@ class ActuatorPanel(Panel):
 
     def __init__(self, fleet: Fleet) -> None:
         self.device = widgets.Dropdown(options=[], description="device", layout=_w())
-        self.reload_button = widgets.Button(icon="refresh", tooltip="reload the device list",
-                                            layout=widgets.Layout(width="3em"))
+        self.reload_button = widgets.Button(
+            icon="refresh", tooltip="reload the device list", layout=widgets.Layout(width="3em")
+        )
         self.gpio = widgets.Dropdown(options=[], description="actuator", layout=_w())
-        self.value = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05,
-                                         description="pwm value", layout=_w())
-        self.duration_s = widgets.FloatText(value=0.0, description="duration s", layout=_w(),
-                                            tooltip="ON only: auto-off after this; 0 = never")
+        self.value = widgets.FloatSlider(
+            value=0.5, min=0.0, max=1.0, step=0.05, description="pwm value", layout=_w()
+        )
+        self.duration_s = widgets.FloatText(
+            value=0.0,
+            description="duration s",
+            layout=_w(),
+            tooltip="ON only: auto-off after this; 0 = never",
+        )
         self.buttons = {
             name: widgets.Button(description=name, layout=_button())
             for name in ("ON", "OFF", "PWM", "TOGGLE")
         }
-        self.stop_button = widgets.Button(description="Emergency stop", button_style="danger",
-                                          icon="hand-paper-o", layout=widgets.Layout(width="12em"))
-        self.clear_button = widgets.Button(description="Clear emergency", button_style="warning",
-                                           layout=widgets.Layout(width="12em"))
+        self.stop_button = widgets.Button(
+            description="Emergency stop",
+            button_style="danger",
+            icon="hand-paper-o",
+            layout=widgets.Layout(width="12em"),
+        )
+        self.clear_button = widgets.Button(
+            description="Clear emergency",
+            button_style="warning",
+            layout=widgets.Layout(width="12em"),
+        )
         self.last_response: dict[str, Any] | None = None
         self._client: ServerClient | None = None
         self.response = widgets.HTML("")
@@ -66,11 +78,19 @@ class ActuatorPanel(Panel):
             button.on_click(lambda _b, n=name: self.command(n))
         self.stop_button.on_click(lambda _b: self.emergency_stop())
         self.clear_button.on_click(lambda _b: self.clear_emergency())
-        super().__init__(fleet, "Actuators (as the server)", [
-            widgets.HBox([self.device, self.reload_button]), self.gpio, self.value,
-            self.duration_s, widgets.HBox(list(self.buttons.values())),
-            widgets.HBox([self.stop_button, self.clear_button]), self.response,
-        ])
+        super().__init__(
+            fleet,
+            "Actuators (as the server)",
+            [
+                widgets.HBox([self.device, self.reload_button]),
+                self.gpio,
+                self.value,
+                self.duration_s,
+                widgets.HBox(list(self.buttons.values())),
+                widgets.HBox([self.stop_button, self.clear_button]),
+                self.response,
+            ],
+        )
 
     # ------------------------------------------------------------------ pickers
 
@@ -107,11 +127,15 @@ class ActuatorPanel(Panel):
         self.last_response = answer if isinstance(answer, dict) else {"answers": answer}
         text = orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode()
         self.response.value = f"<b>{what}</b><pre style='margin:0'>{text}</pre>"
-        ok = all(a.get("success", True) for a in (answer if isinstance(answer, list)
-                                                  else [answer]))
-        (self.say if ok else self.error)(f"{what}: " + (
-            answer.get("message", "ok") if isinstance(answer, dict) else f"{len(answer)} answer(s)"
-        ))
+        ok = all(a.get("success", True) for a in (answer if isinstance(answer, list) else [answer]))
+        (self.say if ok else self.error)(
+            f"{what}: "
+            + (
+                answer.get("message", "ok")
+                if isinstance(answer, dict)
+                else f"{len(answer)} answer(s)"
+            )
+        )
 
     def command(self, name: str) -> dict[str, Any] | None:
         """Send ON / OFF / PWM / TOGGLE to the chosen actuator; returns the device's response."""
@@ -123,8 +147,9 @@ class ActuatorPanel(Panel):
         duration = self.duration_s.value if name == "ON" else 0.0
 
         def send() -> dict[str, Any] | None:
-            return self._server().actuator_command(device_id, gpio, name, value=value,
-                                                   duration_s=duration)
+            return self._server().actuator_command(
+                device_id, gpio, name, value=value, duration_s=duration
+            )
 
         ok, answer = self.call(send)
         if ok and answer is not None:
@@ -134,12 +159,14 @@ class ActuatorPanel(Panel):
     def emergency_stop(self) -> list[dict[str, Any]] | None:
         """Emergency-stop the chosen device; returns its emergency ack."""
         return self._emergency(
-            "emergency stop", lambda server, i: server.emergency_stop(i, reason="dashboard"))
+            "emergency stop", lambda server, i: server.emergency_stop(i, reason="dashboard")
+        )
 
     def clear_emergency(self) -> list[dict[str, Any]] | None:
         """Clear the chosen device's emergency (actuators stay off); returns the confirm."""
         return self._emergency(
-            "clear emergency", lambda server, i: server.clear_emergency(i, reason="dashboard"))
+            "clear emergency", lambda server, i: server.clear_emergency(i, reason="dashboard")
+        )
 
     def _emergency(
         self, what: str, send: Callable[[ServerClient, str], list[dict[str, Any]]]

@@ -33,8 +33,18 @@ from mocksim.widgets._refresh import MIN_INTERVAL_S, Throttle
 __all__ = ["ChartPanel", "plot"]
 
 #: d3's category10, the colours bqplot uses by default.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 MAX_SERIES = 8
 
 
@@ -60,8 +70,9 @@ def _series(
     out = []
     for key, rows in frame.groupby(keys, sort=True, observed=True):
         parts = key if isinstance(key, tuple) else (key,)
-        label = " · ".join(f"{k} {v}" if k == "gpio" else str(v) for k, v in zip(keys, parts,
-                                                                                   strict=True))
+        label = " · ".join(
+            f"{k} {v}" if k == "gpio" else str(v) for k, v in zip(keys, parts, strict=True)
+        )
         out.append((label, rows.sort_values(x)))
     return out
 
@@ -91,17 +102,28 @@ def plot(
     marks = []
     for i, (label, rows) in enumerate(_series(frame, x, y, by)):
         xs = _times(rows[x]) if time_axis else rows[x].to_numpy(dtype=float)
-        marks.append(bqplot.Lines(
-            x=xs, y=rows[y].to_numpy(dtype=float), scales={"x": x_scale, "y": y_scale},
-            colors=[PALETTE[i % len(PALETTE)]], labels=[label], display_legend=True,
-        ))
+        marks.append(
+            bqplot.Lines(
+                x=xs,
+                y=rows[y].to_numpy(dtype=float),
+                scales={"x": x_scale, "y": y_scale},
+                colors=[PALETTE[i % len(PALETTE)]],
+                labels=[label],
+                display_legend=True,
+            )
+        )
     axes = [
         bqplot.Axis(scale=x_scale, label="time (UTC)" if time_axis else x, side="bottom"),
         bqplot.Axis(scale=y_scale, side="left", label=y_label or y),
     ]
-    return bqplot.Figure(marks=marks, axes=axes, title=title, legend_location="top-left",
-                         animation_duration=0,
-                         layout=widgets.Layout(width="100%", height=height))
+    return bqplot.Figure(
+        marks=marks,
+        axes=axes,
+        title=title,
+        legend_location="top-left",
+        animation_duration=0,
+        layout=widgets.Layout(width="100%", height=height),
+    )
 
 
 class ChartPanel(Panel):
@@ -124,22 +146,32 @@ class ChartPanel(Panel):
         max_series: int = MAX_SERIES,
         min_interval_s: float = MIN_INTERVAL_S,
     ) -> None:
-        self.sensor_type = widgets.Dropdown(options=sorted(VALUE_TYPES), value=sensor_type,
-                                            description="sensor")
-        self.devices = widgets.SelectMultiple(options=[], rows=3, description="devices",
-                                              tooltip="none selected: all devices")
-        self.window_min = widgets.IntSlider(value=window_min, min=1, max=60,
-                                            description="last min", continuous_update=False)
+        self.sensor_type = widgets.Dropdown(
+            options=sorted(VALUE_TYPES), value=sensor_type, description="sensor"
+        )
+        self.devices = widgets.SelectMultiple(
+            options=[], rows=3, description="devices", tooltip="none selected: all devices"
+        )
+        self.window_min = widgets.IntSlider(
+            value=window_min, min=1, max=60, description="last min", continuous_update=False
+        )
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.summary = widgets.HTML("no readings yet")
         self.summary.add_class("mocksim-chart-summary")
         self.x_scale = bqplot.DateScale()
         self.y_scale = bqplot.LinearScale()
         self.lines = [
-            bqplot.Lines(x=np.array([], dtype="datetime64[ms]"), y=np.array([], dtype=float),
-                         scales={"x": self.x_scale, "y": self.y_scale},
-                         colors=[PALETTE[i % len(PALETTE)]], labels=[""], marker="circle",
-                         marker_size=16, display_legend=False, visible=False)
+            bqplot.Lines(
+                x=np.array([], dtype="datetime64[ms]"),
+                y=np.array([], dtype=float),
+                scales={"x": self.x_scale, "y": self.y_scale},
+                colors=[PALETTE[i % len(PALETTE)]],
+                labels=[""],
+                marker="circle",
+                marker_size=16,
+                display_legend=False,
+                visible=False,
+            )
             for i in range(max_series)
         ]
         self.x_axis = bqplot.Axis(scale=self.x_scale, label="received (UTC)", side="bottom")
@@ -147,7 +179,8 @@ class ChartPanel(Panel):
         self.figure = bqplot.Figure(
             marks=self.lines,
             axes=[self.x_axis, self.y_axis],
-            legend_location="top-left", animation_duration=0,
+            legend_location="top-left",
+            animation_duration=0,
             layout=widgets.Layout(width="100%", height="320px"),
         )
         self.figure.add_class("mocksim-chart")
@@ -159,10 +192,16 @@ class ChartPanel(Panel):
         self.refresh_button.on_click(lambda _b: self.refresh(force=True))
         for w in (self.sensor_type, self.devices, self.window_min):
             w.observe(lambda _c: self.refresh(force=True), names="value")
-        super().__init__(fleet, "Live readings", [
-            widgets.HBox([self.sensor_type, self.window_min, self.refresh_button]),
-            self.devices, self.figure, self.summary,
-        ])
+        super().__init__(
+            fleet,
+            "Live readings",
+            [
+                widgets.HBox([self.sensor_type, self.window_min, self.refresh_button]),
+                self.devices,
+                self.figure,
+                self.summary,
+            ],
+        )
 
     def refresh(self, *, force: bool = False) -> bool:
         """Fetch the window's readings (one ``Fleet.readings`` call) and redraw.
@@ -175,8 +214,12 @@ class ChartPanel(Panel):
                 return False
             now = pd.Timestamp.now(tz="UTC")
             since = now - pd.Timedelta(minutes=self.window_min.value)
-            ok, frame = self.call(self.fleet.readings, sensor_type=self.sensor_type.value,
-                                  since=since, reraise_closed=True)
+            ok, frame = self.call(
+                self.fleet.readings,
+                sensor_type=self.sensor_type.value,
+                since=since,
+                reraise_closed=True,
+            )
             if not ok or frame is None:
                 return False
             self._draw(frame, since, now)
@@ -199,7 +242,7 @@ class ChartPanel(Panel):
                 line.labels = [label]
                 line.display_legend = True
                 line.visible = True
-        for line in self.lines[len(series):]:
+        for line in self.lines[len(series) :]:
             if line.visible:
                 with line.hold_sync():
                     line.visible = False
@@ -213,15 +256,20 @@ class ChartPanel(Panel):
         self.summary.value = self._summary(frame, series, unit)
         self.redraws += 1
 
-    def _summary(self, frame: pd.DataFrame, series: list[tuple[str, pd.DataFrame]],
-                 unit: str) -> str:
+    def _summary(
+        self, frame: pd.DataFrame, series: list[tuple[str, pd.DataFrame]], unit: str
+    ) -> str:
         if frame.empty:
-            return (f"no {html.escape(self.sensor_type.value)} readings in the last "
-                    f"{self.window_min.value} min")
+            return (
+                f"no {html.escape(self.sensor_type.value)} readings in the last "
+                f"{self.window_min.value} min"
+            )
         last = frame.sort_values("received_at").iloc[-1]
         at = pd.Timestamp(last["received_at"]).strftime("%H:%M:%S")
         hidden = max(0, len(series) - len(self.lines))
         more = f" ({hidden} more not drawn)" if hidden else ""
-        return (f"{len(series)} series{more} · {len(frame)} readings · last "
-                f"{float(last['value']):.4g} {html.escape(unit)} from "
-                f"{html.escape(str(last['device_id']))} at {at} UTC")
+        return (
+            f"{len(series)} series{more} · {len(frame)} readings · last "
+            f"{float(last['value']):.4g} {html.escape(unit)} from "
+            f"{html.escape(str(last['device_id']))} at {at} UTC"
+        )

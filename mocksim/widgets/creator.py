@@ -24,15 +24,20 @@ __all__ = ["CreatorPanel"]
 DEFAULT_GPIO = {Bus.ONEWIRE: 4, Bus.I2C: 21, Bus.ANALOG: 34}
 DEFAULT_SENSOR_INTERVAL_S = 10.0
 DEFAULT_HEARTBEAT_S = 60.0
+
+
 def _wide() -> Any:
     """A fresh layout (layouts are widgets: a shared one would hide or resize them all)."""
     return widgets.Layout(width="22em")
 
 
 def _narrow() -> Any:
-    return widgets.Layout(width="9em")
+    return widgets.Layout(width="10em")
 
 
+def _short() -> dict[str, str]:
+    """A label style that leaves the narrow number fields room for their digits."""
+    return {"description_width": "initial"}
 
 
 class CreatorPanel(Panel):
@@ -56,15 +61,22 @@ class CreatorPanel(Panel):
         self.sensor_type = widgets.Dropdown(
             options=sorted(SENSOR_TYPES), value="ds18b20", description="sensor", layout=_wide()
         )
-        self.sensor_gpio = widgets.IntText(value=4, description="gpio", layout=_narrow())
+        self.sensor_gpio = widgets.IntText(
+            value=4, description="gpio", layout=_narrow(), style=_short()
+        )
         self.sensor_interval_s = widgets.FloatText(
-            value=DEFAULT_SENSOR_INTERVAL_S, description="every s", layout=_narrow()
+            value=DEFAULT_SENSOR_INTERVAL_S,
+            description="every s",
+            layout=_narrow(),
+            style=_short(),
         )
         self.add_sensor_button = widgets.Button(description="Add sensor", icon="plus")
         self.actuator_type = widgets.Dropdown(
             options=sorted(ACTUATOR_TYPES), value="pump", description="actuator", layout=_wide()
         )
-        self.actuator_gpio = widgets.IntText(value=5, description="gpio", layout=_narrow())
+        self.actuator_gpio = widgets.IntText(
+            value=5, description="gpio", layout=_narrow(), style=_short()
+        )
         self.add_actuator_button = widgets.Button(description="Add actuator", icon="plus")
         self.parts = widgets.Select(options=[], rows=4, description="parts", layout=_wide())
         self.remove_part_button = widgets.Button(description="Remove part", icon="minus")
@@ -86,15 +98,25 @@ class CreatorPanel(Panel):
         self.add_actuator_button.on_click(lambda _b: self.add_actuator())
         self.remove_part_button.on_click(lambda _b: self.remove_part())
         self.create_button.on_click(lambda _b: self.create())
-        super().__init__(fleet, "Create a device", [
-            widgets.HBox([self.device_id, self.zone_id]),
-            self.heartbeat_s,
-            widgets.HBox([self.sensor_type, self.sensor_gpio, self.sensor_interval_s,
-                          self.add_sensor_button]),
-            widgets.HBox([self.actuator_type, self.actuator_gpio, self.add_actuator_button]),
-            widgets.HBox([self.parts, self.remove_part_button]),
-            self.create_button,
-        ])
+        super().__init__(
+            fleet,
+            "Create a device",
+            [
+                widgets.HBox([self.device_id, self.zone_id]),
+                self.heartbeat_s,
+                widgets.HBox(
+                    [
+                        self.sensor_type,
+                        self.sensor_gpio,
+                        self.sensor_interval_s,
+                        self.add_sensor_button,
+                    ]
+                ),
+                widgets.HBox([self.actuator_type, self.actuator_gpio, self.add_actuator_button]),
+                widgets.HBox([self.parts, self.remove_part_button]),
+                self.create_button,
+            ],
+        )
 
     def on_created(self, callback: Callable[[DeviceHandle], object]) -> None:
         """Call ``callback(handle)`` after every successful Create (dashboards refresh pickers)."""
@@ -137,8 +159,10 @@ class CreatorPanel(Panel):
         self._show_parts()
 
     def _show_parts(self) -> None:
-        labels = [f"sensor {s['sensor_type']} · gpio {s['gpio']} · every {s['interval_s']:g} s"
-                  for s in self._sensors]
+        labels = [
+            f"sensor {s['sensor_type']} · gpio {s['gpio']} · every {s['interval_s']:g} s"
+            for s in self._sensors
+        ]
         labels += [f"actuator {a['actuator_type']} · gpio {a['gpio']}" for a in self._actuators]
         self.parts.options = labels
 
@@ -162,8 +186,10 @@ class CreatorPanel(Panel):
         ok, handle = self.call(self.fleet.add_device, self.spec())
         if not ok or handle is None:
             return None
-        self.say(f"created {handle.id}: {len(self._sensors)} sensor(s), "
-                 f"{len(self._actuators)} actuator(s)")
+        self.say(
+            f"created {handle.id}: {len(self._sensors)} sensor(s), "
+            f"{len(self._actuators)} actuator(s)"
+        )
         self._sensors.clear()
         self._actuators.clear()
         self._show_parts()

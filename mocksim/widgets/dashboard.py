@@ -52,11 +52,13 @@ class Dashboard:
         self.creator.on_created(self._created)
         self.creator.widget.layout.width = self.actuators.widget.layout.width = "50%"
         self.tuner.widget.layout.width = self.table.widget.layout.width = "50%"
-        self.widget = widgets.VBox([
-            widgets.HBox([self.creator.widget, self.actuators.widget]),
-            self.chart.widget,
-            widgets.HBox([self.tuner.widget, self.table.widget]),
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.creator.widget, self.actuators.widget]),
+                self.chart.widget,
+                widgets.HBox([self.tuner.widget, self.table.widget]),
+            ]
+        )
         self.widget.add_class("mocksim-dashboard")
         self.tuner.reload()
         self.actuators.reload()

@@ -18,8 +18,19 @@ from mocksim.widgets._refresh import MIN_INTERVAL_S, Throttle
 
 __all__ = ["TablePanel"]
 
-COLUMNS = ("device_id", "desired_state", "runtime_status", "connected", "zone_id", "sensors",
-           "actuators", "published", "dropped", "boot_count", "last_publish")
+COLUMNS = (
+    "device_id",
+    "desired_state",
+    "runtime_status",
+    "connected",
+    "zone_id",
+    "sensors",
+    "actuators",
+    "published",
+    "dropped",
+    "boot_count",
+    "last_publish",
+)
 
 
 class TablePanel(Panel):
@@ -33,28 +44,42 @@ class TablePanel(Panel):
     def __init__(self, fleet: Fleet, *, min_interval_s: float = MIN_INTERVAL_S) -> None:
         self.select = widgets.SelectMultiple(options=[], rows=4, description="devices")
         self.buttons = {
-            verb: widgets.Button(description=verb.capitalize(), icon=icon,
-                                 layout=widgets.Layout(width="7em"))
-            for verb, icon in (("start", "play"), ("pause", "pause"), ("resume", "step-forward"),
-                               ("stop", "stop"))
+            verb: widgets.Button(
+                description=verb.capitalize(), icon=icon, layout=widgets.Layout(width="7em")
+            )
+            for verb, icon in (
+                ("start", "play"),
+                ("pause", "pause"),
+                ("resume", "step-forward"),
+                ("stop", "stop"),
+            )
         }
-        self.refresh_button = widgets.Button(icon="refresh", tooltip="refresh the table",
-                                             layout=widgets.Layout(width="3em"))
+        self.refresh_button = widgets.Button(
+            icon="refresh", tooltip="refresh the table", layout=widgets.Layout(width="3em")
+        )
         self.table = widgets.HTML("")
         self.frame = pd.DataFrame(columns=list(COLUMNS))
         self._throttle = Throttle(min_interval_s)
         self._lock = threading.Lock()
         verbs: dict[str, Callable[..., None]] = {
-            "start": fleet.start, "pause": fleet.pause, "resume": fleet.resume, "stop": fleet.stop,
+            "start": fleet.start,
+            "pause": fleet.pause,
+            "resume": fleet.resume,
+            "stop": fleet.stop,
         }
         for verb, button in self.buttons.items():
             button.on_click(lambda _b, v=verb: self.act(v, verbs[v]))
         self.refresh_button.on_click(lambda _b: self.refresh(force=True))
-        super().__init__(fleet, "Fleet", [
-            self.table,
-            widgets.HBox([self.select, widgets.VBox([*self.buttons.values(),
-                                                     self.refresh_button])]),
-        ])
+        super().__init__(
+            fleet,
+            "Fleet",
+            [
+                self.table,
+                widgets.HBox(
+                    [self.select, widgets.VBox([*self.buttons.values(), self.refresh_button])]
+                ),
+            ],
+        )
 
     def act(self, verb: str, method: Callable[..., None]) -> None:
         """Apply one state verb to the selected devices, then redraw."""
@@ -78,9 +103,11 @@ class TablePanel(Panel):
             self.frame = frame
             shown = frame[list(COLUMNS)].copy()
             shown["last_publish"] = shown["last_publish"].map(
-                lambda t: "" if pd.isna(t) else pd.Timestamp(t).strftime("%H:%M:%S"))
-            self.table.value = shown.to_html(index=False, border=0, na_rep="",
-                                             classes="mocksim-table")
+                lambda t: "" if pd.isna(t) else pd.Timestamp(t).strftime("%H:%M:%S")
+            )
+            self.table.value = shown.to_html(
+                index=False, border=0, na_rep="", classes="mocksim-table"
+            )
             ids = [str(i) for i in frame["device_id"]]
             if ids != list(self.select.options):
                 chosen = self.select.value

@@ -29,11 +29,11 @@ USES: dict[str, frozenset[str]] = {
     "spike": frozenset({"range"}),
     "stuck": frozenset(),
 }
+
+
 def _w() -> Any:
     """A fresh layout (layouts are widgets: a shared one would hide or resize them all)."""
     return widgets.Layout(width="28em")
-
-
 
 
 def pattern_fields(
@@ -100,16 +100,19 @@ class TunerPanel(Panel):
 
     def __init__(self, fleet: Fleet, *, auto_apply: bool = True) -> None:
         self.device = widgets.Dropdown(options=[], description="device", layout=_w())
-        self.reload_button = widgets.Button(icon="refresh", tooltip="reload the device list",
-                                            layout=widgets.Layout(width="3em"))
+        self.reload_button = widgets.Button(
+            icon="refresh", tooltip="reload the device list", layout=widgets.Layout(width="3em")
+        )
         self.sensor = widgets.Dropdown(options=[], description="sensor", layout=_w())
         self.value_type = widgets.Dropdown(options=[], description="value", layout=_w())
-        self.kind = widgets.Dropdown(options=PATTERN_KINDS, value="drift", description="pattern",
-                                     layout=_w())
+        self.kind = widgets.Dropdown(
+            options=PATTERN_KINDS, value="drift", description="pattern", layout=_w()
+        )
 
         def slider(name: str, **kw: Any) -> Any:
-            return widgets.FloatSlider(description=name, continuous_update=False, layout=_w(),
-                                       readout_format=".4g", **kw)
+            return widgets.FloatSlider(
+                description=name, continuous_update=False, layout=_w(), readout_format=".4g", **kw
+            )
 
         self.base = slider("base", min=-100.0, max=100.0, value=0.0)
         self.spread = slider("range", min=0.0, max=10.0, value=1.0)
@@ -132,18 +135,32 @@ class TunerPanel(Panel):
         self.kind.observe(lambda _c: self._kind_changed(), names="value")
         for w in self.sliders:
             w.observe(lambda _c: self._changed(), names="value")
-        super().__init__(fleet, "Tune a pattern", [
-            widgets.HBox([self.device, self.reload_button]),
-            self.sensor, self.value_type, self.kind, *self.sliders,
-            widgets.HBox([self.auto_apply, self.apply_button]),
-        ])
+        super().__init__(
+            fleet,
+            "Tune a pattern",
+            [
+                widgets.HBox([self.device, self.reload_button]),
+                self.sensor,
+                self.value_type,
+                self.kind,
+                *self.sliders,
+                widgets.HBox([self.auto_apply, self.apply_button]),
+            ],
+        )
         self._show_sliders()
 
     @property
     def sliders(self) -> tuple[Any, ...]:
         """Every slider, in display order."""
-        return (self.base, self.spread, self.rate, self.period_s, self.low, self.high,
-                self.interval_s)
+        return (
+            self.base,
+            self.spread,
+            self.rate,
+            self.period_s,
+            self.low,
+            self.high,
+            self.interval_s,
+        )
 
     # ------------------------------------------------------------------ pickers
 
@@ -201,8 +218,9 @@ class TunerPanel(Panel):
         span = hi - lo
         step = _nice_step(span)
         p: dict[str, Any] = pattern.model_dump() if pattern is not None else {}
-        base = next((p[k] for k in ("start", "base", "value") if p.get(k) is not None),
-                    model.default)
+        base = next(
+            (p[k] for k in ("start", "base", "value") if p.get(k) is not None), model.default
+        )
         spread = next((p[k] for k in ("range", "amplitude", "magnitude") if k in p), span / 50)
         _configure(self.base, lo, hi, step, base)
         _configure(self.spread, 0.0, span / 4, step, spread)
@@ -266,9 +284,15 @@ class TunerPanel(Panel):
         if not ok or new is None or self._spec is None:
             return None
         self._spec = self._spec.replace(
-            sensors=[new.model_dump() if s.key == sensor.key else s.model_dump()
-                     for s in self._spec.sensors])
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in pattern.items() if k != "kind")
+            sensors=[
+                new.model_dump() if s.key == sensor.key else s.model_dump()
+                for s in self._spec.sensors
+            ]
+        )
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in pattern.items()
+            if k != "kind"
+        )
         self.say(f"{device_id} {vt}: {pattern['kind']} ({shown}), every {new.interval_s:g} s")
         return new
