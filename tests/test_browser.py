@@ -57,6 +57,12 @@ RUN_ALL_BUT_LAST = """() => {
     notebook.activeCellIndex = notebook.widgets.length - 1;
     return window.jupyterapp.commands.execute("notebook:run-all-above");
 }"""
+# A few readings per device, so that the screenshot shows lines, not dots.
+ENOUGH_READINGS = """() => {
+    const el = document.querySelector(".mocksim-chart-summary");
+    const m = el && el.textContent.match(/(\\d+) readings/);
+    return !!m && Number(m[1]) >= 8;
+}"""
 # JupyterLab's "get the news?" toast would cover part of the screenshot.
 NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'
 
@@ -177,12 +183,14 @@ def test_dashboard_in_chromium_creates_a_device_and_charts_its_readings(lab: str
             dashboard.get_by_text(f"created {DEVICE}").wait_for(timeout=CHART_S * 1000)
 
             chart = page.locator(".mocksim-chart")
-            chart.get_by_text(f"{DEVICE} · gpio 4").wait_for(timeout=CHART_S * 1000)
+            legend = chart.locator("text.legendtext", has_text=f"{DEVICE} · gpio 4")
+            legend.wait_for(timeout=CHART_S * 1000)
             line_drawn = (
                 "() => [...document.querySelectorAll('.mocksim-chart path.line')]"
                 ".some(p => (p.getAttribute('d') || '').length > 10)"
             )
             page.wait_for_function(line_drawn, timeout=CHART_S * 1000)
+            page.wait_for_function(ENOUGH_READINGS, timeout=CHART_S * 1000)
             summary = page.locator(".mocksim-chart-summary").inner_text()
             dashboard.scroll_into_view_if_needed()
             dashboard.screenshot(path=str(shot))

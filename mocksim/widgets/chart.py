@@ -113,7 +113,7 @@ def plot(
             )
         )
     axes = [
-        bqplot.Axis(scale=x_scale, label="time (UTC)" if time_axis else x, side="bottom"),
+        bqplot.Axis(scale=x_scale, label="time" if time_axis else x, side="bottom"),
         bqplot.Axis(scale=y_scale, side="left", label=y_label or y),
     ]
     return bqplot.Figure(
@@ -174,7 +174,9 @@ class ChartPanel(Panel):
             )
             for i in range(max_series)
         ]
-        self.x_axis = bqplot.Axis(scale=self.x_scale, label="received (UTC)", side="bottom")
+        self.x_axis = bqplot.Axis(
+            scale=self.x_scale, label="received (browser time)", side="bottom"
+        )
         self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="value")
         self.figure = bqplot.Figure(
             marks=self.lines,
@@ -247,8 +249,13 @@ class ChartPanel(Panel):
                 with line.hold_sync():
                     line.visible = False
                     line.display_legend = False
+        # The axis spans the window, or less while the data is younger than the window, so
+        # a minute-old device does not sit as a speck at the right edge of five minutes.
+        start = since
+        if not frame.empty:
+            start = max(since, pd.Timestamp(frame["received_at"].min()) - pd.Timedelta(seconds=1))
         with self.x_scale.hold_sync():
-            self.x_scale.min = since.tz_convert(None).to_datetime64()
+            self.x_scale.min = start.tz_convert(None).to_datetime64()
             self.x_scale.max = now.tz_convert(None).to_datetime64()
         vt = self.sensor_type.value
         unit = VALUE_TYPES[vt].unit

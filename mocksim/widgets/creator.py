@@ -32,7 +32,11 @@ def _wide() -> Any:
 
 
 def _narrow() -> Any:
-    return widgets.Layout(width="10em")
+    return widgets.Layout(width="9em")
+
+
+def _type() -> Any:
+    return widgets.Layout(width="17em")
 
 
 def _short() -> dict[str, str]:
@@ -59,7 +63,7 @@ class CreatorPanel(Panel):
             value=DEFAULT_HEARTBEAT_S, description="heartbeat s", layout=_wide()
         )
         self.sensor_type = widgets.Dropdown(
-            options=sorted(SENSOR_TYPES), value="ds18b20", description="sensor", layout=_wide()
+            options=sorted(SENSOR_TYPES), value="ds18b20", description="sensor", layout=_type()
         )
         self.sensor_gpio = widgets.IntText(
             value=4, description="gpio", layout=_narrow(), style=_short()
@@ -72,7 +76,7 @@ class CreatorPanel(Panel):
         )
         self.add_sensor_button = widgets.Button(description="Add sensor", icon="plus")
         self.actuator_type = widgets.Dropdown(
-            options=sorted(ACTUATOR_TYPES), value="pump", description="actuator", layout=_wide()
+            options=sorted(ACTUATOR_TYPES), value="pump", description="actuator", layout=_type()
         )
         self.actuator_gpio = widgets.IntText(
             value=5, description="gpio", layout=_narrow(), style=_short()
@@ -104,16 +108,12 @@ class CreatorPanel(Panel):
             [
                 widgets.HBox([self.device_id, self.zone_id]),
                 self.heartbeat_s,
+                widgets.HBox([self.sensor_type, self.sensor_gpio, self.sensor_interval_s]),
+                widgets.HBox([self.actuator_type, self.actuator_gpio]),
                 widgets.HBox(
-                    [
-                        self.sensor_type,
-                        self.sensor_gpio,
-                        self.sensor_interval_s,
-                        self.add_sensor_button,
-                    ]
+                    [self.add_sensor_button, self.add_actuator_button, self.remove_part_button]
                 ),
-                widgets.HBox([self.actuator_type, self.actuator_gpio, self.add_actuator_button]),
-                widgets.HBox([self.parts, self.remove_part_button]),
+                self.parts,
                 self.create_button,
             ],
         )

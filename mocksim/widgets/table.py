@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import MappingProxyType
 
 import ipywidgets as widgets
 import pandas as pd
@@ -18,18 +19,18 @@ from mocksim.widgets._refresh import MIN_INTERVAL_S, Throttle
 
 __all__ = ["TablePanel"]
 
-COLUMNS = (
-    "device_id",
-    "desired_state",
-    "runtime_status",
-    "connected",
-    "zone_id",
-    "sensors",
-    "actuators",
-    "published",
-    "dropped",
-    "boot_count",
-    "last_publish",
+#: ``Fleet.devices()`` columns the table shows, and their headers.
+COLUMNS = MappingProxyType(
+    {
+        "device_id": "device",
+        "desired_state": "desired",
+        "runtime_status": "state",
+        "connected": "online",
+        "published": "published",
+        "dropped": "dropped",
+        "boot_count": "boots",
+        "last_publish": "last seen",
+    }
 )
 
 
@@ -57,7 +58,7 @@ class TablePanel(Panel):
         self.refresh_button = widgets.Button(
             icon="refresh", tooltip="refresh the table", layout=widgets.Layout(width="3em")
         )
-        self.table = widgets.HTML("")
+        self.table = widgets.HTML("", layout=widgets.Layout(overflow_x="auto"))
         self.frame = pd.DataFrame(columns=list(COLUMNS))
         self._throttle = Throttle(min_interval_s)
         self._lock = threading.Lock()
@@ -101,8 +102,8 @@ class TablePanel(Panel):
             if not ok or frame is None:
                 return False
             self.frame = frame
-            shown = frame[list(COLUMNS)].copy()
-            shown["last_publish"] = shown["last_publish"].map(
+            shown = frame[list(COLUMNS)].rename(columns=dict(COLUMNS))
+            shown["last seen"] = shown["last seen"].map(
                 lambda t: "" if pd.isna(t) else pd.Timestamp(t).strftime("%H:%M:%S")
             )
             self.table.value = shown.to_html(
