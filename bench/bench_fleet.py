@@ -18,26 +18,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mocksim import Fleet  # noqa: E402
-from tests.services import Mosquitto  # noqa: E402
+from mocksim import Fleet
+from tests.services import Mosquitto
 
 SPEC = {
     "heartbeat_interval_s": 60,
     "sensors": [
         {"gpio": 4, "sensor_type": "ds18b20", "interval_s": 10, "pattern": {"kind": "drift"}},
         {"gpio": 21, "sensor_type": "sht31", "interval_s": 30},
-        {"gpio": 34, "sensor_type": "moisture", "interval_s": 30,
-         "pattern": {"kind": "random", "range": 2}},
+        {
+            "gpio": 34,
+            "sensor_type": "moisture",
+            "interval_s": 30,
+            "pattern": {"kind": "random", "range": 2},
+        },
     ],
     "actuators": [{"gpio": 5, "actuator_type": "pump"}],
 }
 
 
 def measure(size: int, seconds: float, url: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, Fleet(
-        db=f"sqlite:///{tmp}/bench.db", mqtt=url, seed=1,
-        transport_options={"connect_rate_per_s": 1000},
-    ) as fleet:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Fleet(
+            db=f"sqlite:///{tmp}/bench.db",
+            mqtt=url,
+            seed=1,
+            transport_options={"connect_rate_per_s": 1000},
+        ) as fleet,
+    ):
         if size:
             fleet.add_devices([SPEC] * size)
             fleet.wait_connected(60)
@@ -67,14 +76,18 @@ def main() -> None:
     with Mosquitto() as broker:
         rows = [measure(n, args.seconds, broker.url) for n in sizes]
     base = rows[0]["cpu_s_per_s"] if rows and rows[0]["size"] == 0 else 0.0
-    print(f"{'devices':>8} {'CPU %':>7} {'over idle':>10} {'msg/s':>8} {'µs CPU/msg':>11} "
-          f"{'p99 lag ms':>10} {'dropped':>8}")
+    print(
+        f"{'devices':>8} {'CPU %':>7} {'over idle':>10} {'msg/s':>8} {'µs CPU/msg':>11} "
+        f"{'p99 lag ms':>10} {'dropped':>8}"
+    )
     for r in rows:
         extra = r["cpu_s_per_s"] - base
         per_msg = extra / r["msgs_per_s"] * 1e6 if r["msgs_per_s"] else float("nan")
-        print(f"{r['size']:>8} {r['cpu_s_per_s'] * 100:>6.2f}% {extra * 100:>9.2f}% "
-              f"{r['msgs_per_s']:>8.1f} {per_msg:>11.0f} {r['lag_p99_ms']:>10.2f} "
-              f"{r['dropped']:>8.0f}")
+        print(
+            f"{r['size']:>8} {r['cpu_s_per_s'] * 100:>6.2f}% {extra * 100:>9.2f}% "
+            f"{r['msgs_per_s']:>8.1f} {per_msg:>11.0f} {r['lag_p99_ms']:>10.2f} "
+            f"{r['dropped']:>8.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -64,14 +64,19 @@ class Broker:
         with socket.socket() as sock:
             sock.bind((HOST, 0))
             self.port = sock.getsockname()[1]
-        lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "persistence false",
-                 "max_queued_messages 1000000"]
+        lines = [
+            f"listener {self.port} {HOST}",
+            "allow_anonymous true",
+            "persistence false",
+            "max_queued_messages 1000000",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")
         conf = self.tmp / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -103,9 +108,19 @@ def payloads(count: int) -> list[tuple[str, bytes]]:
         device = f"ESP_{n % DEVICES:06X}"
         raw = 320 + n % 64
         body = {
-            "esp_id": device, "seq": n // DEVICES + 1, "zone_id": "", "subzone_id": "",
-            "gpio": 4, "sensor_type": "ds18b20", "raw": raw, "value": model.preview(raw),
-            "unit": "°C", "quality": "good", "ts": now, "time_valid": True, "raw_mode": True,
+            "esp_id": device,
+            "seq": n // DEVICES + 1,
+            "zone_id": "",
+            "subzone_id": "",
+            "gpio": 4,
+            "sensor_type": "ds18b20",
+            "raw": raw,
+            "value": model.preview(raw),
+            "unit": "°C",
+            "quality": "good",
+            "ts": now,
+            "time_valid": True,
+            "raw_mode": True,
             "onewire_address": "28FF000000000001",
         }
         out.append((topics.sensor_data(device, 4), orjson.dumps(body)))
@@ -151,10 +166,18 @@ def publish_main(port: int, count: int, qos: int) -> None:
 def reading_rows(count: int) -> list[dict[str, object]]:
     now = datetime.now(UTC)
     return [
-        {"device_id": f"ESP_{n % DEVICES:06X}", "gpio": 4, "sensor_type": "ds18b20",
-         "raw": float(320 + n % 64), "value": (320 + n % 64) / 16, "unit": "°C",
-         "quality": "good", "seq": n // DEVICES + 1, "device_ts": int(now.timestamp()),
-         "received_at": now}
+        {
+            "device_id": f"ESP_{n % DEVICES:06X}",
+            "gpio": 4,
+            "sensor_type": "ds18b20",
+            "raw": float(320 + n % 64),
+            "value": (320 + n % 64) / 16,
+            "unit": "°C",
+            "quality": "good",
+            "seq": n // DEVICES + 1,
+            "device_ts": int(now.timestamp()),
+            "received_at": now,
+        }
         for n in range(count)
     ]
 
@@ -169,8 +192,17 @@ def raw_insert_rate(store: Store, count: int) -> float:
 
 def run_publisher(broker: Broker, count: int, qos: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, __file__, "--publish", "--port", str(broker.port),
-         "--messages", str(count), "--qos", str(qos)],
+        [
+            sys.executable,
+            __file__,
+            "--publish",
+            "--port",
+            str(broker.port),
+            "--messages",
+            str(count),
+            "--qos",
+            str(qos),
+        ],
         stdout=subprocess.PIPE,
     )
 
@@ -294,8 +326,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
     results = []
     try:
-        results.append(bench_database("sqlite", f"sqlite:///{tmp / 'bench.db'}", broker, count,
-                                      args.qos))
+        results.append(
+            bench_database("sqlite", f"sqlite:///{tmp / 'bench.db'}", broker, count, args.qos)
+        )
         if not args.no_pg:
             name = f"mocksim_bench_recorder_{secrets.token_hex(4)}"
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -310,14 +343,18 @@ def main() -> None:
         broker.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{count:,} sensor messages, publisher QoS {args.qos}, recorder subscribed at QoS 1")
-    header = (f"{'database':<11}{'raw insert/s':>14}{'writer drain/s':>16}{'published/s':>13}"
-              f"{'received/s':>12}{'ingest/s':>10}{'vs raw':>8}{'max queue':>11}{'lost':>6}")
+    header = (
+        f"{'database':<11}{'raw insert/s':>14}{'writer drain/s':>16}{'published/s':>13}"
+        f"{'received/s':>12}{'ingest/s':>10}{'vs raw':>8}{'max queue':>11}{'lost':>6}"
+    )
     print(header)
     for r in results:
-        print(f"{r['database']:<11}{r['raw_insert_per_s']:>14,.0f}{r['drain_per_s']:>16,.0f}"
-              f"{r['published_per_s']:>13,.0f}{r['received_per_s']:>12,.0f}"
-              f"{r['ingest_per_s']:>10,.0f}{r['ingest_vs_raw']:>8.2f}"
-              f"{r['max_queue_depth']:>11,}{r['dropped']:>6}")
+        print(
+            f"{r['database']:<11}{r['raw_insert_per_s']:>14,.0f}{r['drain_per_s']:>16,.0f}"
+            f"{r['published_per_s']:>13,.0f}{r['received_per_s']:>12,.0f}"
+            f"{r['ingest_per_s']:>10,.0f}{r['ingest_vs_raw']:>8.2f}"
+            f"{r['max_queue_depth']:>11,}{r['dropped']:>6}"
+        )
 
 
 if __name__ == "__main__":

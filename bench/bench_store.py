@@ -153,21 +153,35 @@ def report(label: str, r: dict[str, float], n_devices: int, n_readings: int, n_n
     print(f"\n### {label}")
     print("| what | time | rate |")
     print("|---|---|---|")
-    print(f"| create_devices, {n_devices:,} in one batch | {r['create_devices']:.2f} s "
-          f"| {dev_fast:,.0f} devices/s |")
-    print(f"| baseline: ORM add_all, {n_devices:,} | {r['orm_add_all']:.2f} s "
-          f"| {dev_slow:,.0f} devices/s |")
-    print(f"| insert_readings, {n_readings:,} | {r['insert_readings']:.2f} s "
-          f"| {rd_fast:,.0f} rows/s |")
-    print(f"| baseline: row by row + commit, {n_naive:,} | {r['row_by_row']:.2f} s "
-          f"| {rd_slow:,.0f} rows/s |")
-    print(f"| list_devices, {n_devices:,} (validated) | {r['list_devices']:.2f} s "
-          f"| {n_devices / r['list_devices']:,.0f} devices/s |")
-    print(f"| claim_leases, {n_devices:,} | {r['claim_leases']:.2f} s "
-          f"| {n_devices / r['claim_leases']:,.0f} leases/s |")
+    print(
+        f"| create_devices, {n_devices:,} in one batch | {r['create_devices']:.2f} s "
+        f"| {dev_fast:,.0f} devices/s |"
+    )
+    print(
+        f"| baseline: ORM add_all, {n_devices:,} | {r['orm_add_all']:.2f} s "
+        f"| {dev_slow:,.0f} devices/s |"
+    )
+    print(
+        f"| insert_readings, {n_readings:,} | {r['insert_readings']:.2f} s "
+        f"| {rd_fast:,.0f} rows/s |"
+    )
+    print(
+        f"| baseline: row by row + commit, {n_naive:,} | {r['row_by_row']:.2f} s "
+        f"| {rd_slow:,.0f} rows/s |"
+    )
+    print(
+        f"| list_devices, {n_devices:,} (validated) | {r['list_devices']:.2f} s "
+        f"| {n_devices / r['list_devices']:,.0f} devices/s |"
+    )
+    print(
+        f"| claim_leases, {n_devices:,} | {r['claim_leases']:.2f} s "
+        f"| {n_devices / r['claim_leases']:,.0f} leases/s |"
+    )
     print(f"| readings of one device in a 60 s window | {r['query_window'] * 1000:.1f} ms | |")
-    print(f"\nratios: devices ×{dev_fast / dev_slow:.1f} over ORM add_all; "
-          f"readings ×{rd_fast / rd_slow:.0f} over row-by-row commits")
+    print(
+        f"\nratios: devices ×{dev_fast / dev_slow:.1f} over ORM add_all; "
+        f"readings ×{rd_fast / rd_slow:.0f} over row-by-row commits"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

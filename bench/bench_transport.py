@@ -53,8 +53,12 @@ class Broker:
             sock.bind((HOST, 0))
             self.port = sock.getsockname()[1]
         conf = self.tmp / "mosquitto.conf"
-        lines = [f"listener {self.port} {HOST}", "allow_anonymous true", "persistence false",
-                 "max_queued_messages 100000"]
+        lines = [
+            f"listener {self.port} {HOST}",
+            "allow_anonymous true",
+            "persistence false",
+            "max_queued_messages 100000",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
@@ -63,7 +67,9 @@ class Broker:
             resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
 
         self.proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=limits,  # noqa: PLW1509
         )
         deadline = time.monotonic() + 10
@@ -199,8 +205,10 @@ async def main(args: argparse.Namespace) -> None:
                 results.setdefault(f"raw_qos{qos}", []).append(raw)
                 results.setdefault(f"transport_qos{qos}", []).append(ours)
                 results.setdefault(f"ratio_qos{qos}", []).append(ours / raw)
-        print(f"publish rates, median of {args.runs} runs ({args.messages} msgs QoS 0, "
-              f"{args.messages // 2} QoS 1):")
+        print(
+            f"publish rates, median of {args.runs} runs ({args.messages} msgs QoS 0, "
+            f"{args.messages // 2} QoS 1):"
+        )
         for key, values in results.items():
             fmt = "{:.0%}" if key.startswith("ratio") else "{:,.0f} msg/s"
             spread = ", ".join(fmt.format(v) for v in values)

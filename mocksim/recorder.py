@@ -65,18 +65,43 @@ logger = logging.getLogger(__name__)
 QUALITY_CATEGORIES: Final = tuple(QUALITIES)
 #: Columns of :func:`readings_frame`, in order.
 READING_COLUMNS: Final = (
-    "received_at", "device_time", "device_id", "gpio", "sensor_type", "raw", "value", "unit",
-    "quality", "seq",
+    "received_at",
+    "device_time",
+    "device_id",
+    "gpio",
+    "sensor_type",
+    "raw",
+    "value",
+    "unit",
+    "quality",
+    "seq",
 )
 #: Columns of :func:`events_frame`, in order.
 EVENT_COLUMNS: Final = (
-    "received_at", "device_time", "device_id", "kind", "topic", "seq", "payload",
+    "received_at",
+    "device_time",
+    "device_id",
+    "kind",
+    "topic",
+    "seq",
+    "payload",
 )
 #: Columns of :func:`delivery`, in order.
 DELIVERY_COLUMNS: Final = (
-    "device_id", "sent", "received", "lost", "duplicated", "out_of_order",
-    "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_samples",
-    "fine_latency_p50_ms", "fine_latency_p95_ms", "fine_latency_p99_ms", "fine_latency_samples",
+    "device_id",
+    "sent",
+    "received",
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_samples",
+    "fine_latency_p50_ms",
+    "fine_latency_p95_ms",
+    "fine_latency_p99_ms",
+    "fine_latency_samples",
 )
 
 TimeArg = datetime | pd.Timestamp | str | timedelta | pd.Timedelta | np.datetime64
@@ -244,9 +269,7 @@ class Recorder:
         builders = {k: TopicBuilder(k) for k in kaiser_ids}  # SpecError for a bad id
         if not builders:
             raise SpecError("kaiser_ids", kaiser_ids, "at least one kaiser id")
-        if retention_s is not None and not (
-            _number(retention_s) is not None and retention_s > 0
-        ):
+        if retention_s is not None and not (_number(retention_s) is not None and retention_s > 0):
             raise SpecError("retention_s", retention_s, "a number of seconds > 0, or None")
         for name, count in (("queue_size", queue_size), ("batch_size", batch_size)):
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -391,8 +414,12 @@ class Recorder:
             raise TransportError(msg)
         if self._start_error is not None:
             raise TransportError(f"recorder at {where}: {self._start_error}")
-        logger.info("recorder %s subscribed to %s on %s", self.client_id,
-                    ", ".join(self.topic_filters()), where)
+        logger.info(
+            "recorder %s subscribed to %s on %s",
+            self.client_id,
+            ", ".join(self.topic_filters()),
+            where,
+        )
 
     def stop(self, timeout_s: float = _STOP_JOIN_S) -> None:
         """Disconnect, write everything still queued and join the threads; safe to repeat."""
@@ -540,8 +567,7 @@ class Recorder:
         was_connected, self._connected = self._connected, False
         if was_connected and self._state is _State.RUNNING:
             self._disconnects += 1
-            logger.warning("recorder %s lost the broker (%s); reconnecting", self.client_id,
-                           reason)
+            logger.warning("recorder %s lost the broker (%s); reconnecting", self.client_id, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Only stamp and enqueue: the paho thread must keep reading the socket."""
@@ -560,7 +586,9 @@ class Recorder:
             if suppressed is not None:
                 logger.warning(
                     "recorder queue full (%d): dropping messages (%d total dropped; the "
-                    "database is slower than the broker)", self._queue_size, self._dropped,
+                    "database is slower than the broker)",
+                    self._queue_size,
+                    self._dropped,
                 )
             return
         self._enqueued += 1
@@ -594,8 +622,11 @@ class Recorder:
             if self._retention_s is not None:
                 wait = min(wait, max(0.0, next_retention - now))
             try:
-                item = self._queue.get(timeout=wait) if wait > 0 and not urgent else (
-                    self._queue.get_nowait())
+                item = (
+                    self._queue.get(timeout=wait)
+                    if wait > 0 and not urgent
+                    else (self._queue.get_nowait())
+                )
             except queue.Empty:
                 item = None
             was_empty = not batch
@@ -658,8 +689,12 @@ class Recorder:
         self._write_errors += len(rows)
         suppressed = self._write_throttle.ready()
         if suppressed is not None:
-            logger.warning("recorder could not write %d rows (%d lost so far): %s",
-                           len(rows), self._write_errors, error)
+            logger.warning(
+                "recorder could not write %d rows (%d lost so far): %s",
+                len(rows),
+                self._write_errors,
+                error,
+            )
         return 0
 
     def _rows(self, batch: list[_Item]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -705,28 +740,32 @@ class Recorder:
                     self._malformed += 1
                     continue
                 raw = data.get("raw")
-                readings.append({
-                    "device_id": device_id,
-                    "gpio": parsed.gpio,
-                    "sensor_type": sensor_type,
-                    "raw": _number(data.get("raw_value") if raw is None else raw),
-                    "value": _number(data.get("value")),
-                    "unit": _text(data.get("unit")),
-                    "quality": _text(data.get("quality")),
-                    "seq": _int64(data.get("seq")),
-                    "device_ts": _device_ts(data),
-                    "received_at": received_at,
-                })
+                readings.append(
+                    {
+                        "device_id": device_id,
+                        "gpio": parsed.gpio,
+                        "sensor_type": sensor_type,
+                        "raw": _number(data.get("raw_value") if raw is None else raw),
+                        "value": _number(data.get("value")),
+                        "unit": _text(data.get("unit")),
+                        "quality": _text(data.get("quality")),
+                        "seq": _int64(data.get("seq")),
+                        "device_ts": _device_ts(data),
+                        "received_at": received_at,
+                    }
+                )
             else:
-                events.append({
-                    "device_id": device_id,
-                    "kind": kind.value,
-                    "topic": topic,
-                    "payload": data,
-                    "seq": _int64(data.get("seq")),
-                    "device_ts": _device_ts(data),
-                    "received_at": received_at,
-                })
+                events.append(
+                    {
+                        "device_id": device_id,
+                        "kind": kind.value,
+                        "topic": topic,
+                        "payload": data,
+                        "seq": _int64(data.get("seq")),
+                        "device_ts": _device_ts(data),
+                        "received_at": received_at,
+                    }
+                )
         return readings, events
 
 
@@ -772,18 +811,20 @@ def _categorical(series: pd.Series[Any], dtype: pd.CategoricalDtype) -> pd.Serie
 def _typed_readings(frame: pd.DataFrame) -> pd.DataFrame:
     """The store's raw reading columns as the documented, typed frame."""
     raw = pd.to_numeric(frame["raw"], errors="coerce").astype("float64").round()
-    out = pd.DataFrame({
-        "received_at": _times(frame["received_at"]),
-        "device_time": _seconds_to_times(frame["device_ts"]),
-        "device_id": frame["device_id"].astype("string"),
-        "gpio": frame["gpio"].astype("int64"),
-        "sensor_type": frame["sensor_type"].astype("string"),
-        "raw": raw.astype("Int64"),
-        "value": pd.to_numeric(frame["value"], errors="coerce").astype("float64"),
-        "unit": frame["unit"].astype("string"),
-        "quality": _categorical(frame["quality"], _QUALITY_DTYPE),
-        "seq": frame["seq"].astype("Int64"),
-    })
+    out = pd.DataFrame(
+        {
+            "received_at": _times(frame["received_at"]),
+            "device_time": _seconds_to_times(frame["device_ts"]),
+            "device_id": frame["device_id"].astype("string"),
+            "gpio": frame["gpio"].astype("int64"),
+            "sensor_type": frame["sensor_type"].astype("string"),
+            "raw": raw.astype("Int64"),
+            "value": pd.to_numeric(frame["value"], errors="coerce").astype("float64"),
+            "unit": frame["unit"].astype("string"),
+            "quality": _categorical(frame["quality"], _QUALITY_DTYPE),
+            "seq": frame["seq"].astype("Int64"),
+        }
+    )
     return out.reset_index(drop=True)
 
 
@@ -877,19 +918,24 @@ def events_frame(
     """
     now = datetime.now(UTC)
     records = store.events(
-        device, _kind_arg(kind), _time_arg(since, "since", now), _time_arg(until, "until", now),
+        device,
+        _kind_arg(kind),
+        _time_arg(since, "since", now),
+        _time_arg(until, "until", now),
         last,
     )
     table = _events_table(records)
-    out = pd.DataFrame({
-        "received_at": _times(table["received_at"]),
-        "device_time": _seconds_to_times(table["device_ts"]),
-        "device_id": table["device_id"].astype("string"),
-        "kind": _categorical(table["kind"], _KIND_DTYPE),
-        "topic": table["topic"].astype("string"),
-        "seq": table["seq"],
-        "payload": table["payload"],
-    })
+    out = pd.DataFrame(
+        {
+            "received_at": _times(table["received_at"]),
+            "device_time": _seconds_to_times(table["device_ts"]),
+            "device_id": table["device_id"].astype("string"),
+            "kind": _categorical(table["kind"], _KIND_DTYPE),
+            "topic": table["topic"].astype("string"),
+            "seq": table["seq"],
+            "payload": table["payload"],
+        }
+    )
     return out.reset_index(drop=True)
 
 
@@ -923,16 +969,22 @@ def wide(
         raise SpecError("time", time, ["received_at", "device_time"])
     for column in (value, time, "device_id", "sensor_type"):
         if column not in readings.columns:
-            raise SpecError("readings", list(readings.columns), None,
-                            f"readings: column {column!r} is missing; pass a readings_frame()")
+            raise SpecError(
+                "readings",
+                list(readings.columns),
+                None,
+                f"readings: column {column!r} is missing; pass a readings_frame()",
+            )
     sensor = readings["sensor_type"].astype(str)
     device = readings["device_id"].astype(str)
     label = sensor if device.nunique() <= 1 else device + "/" + sensor
-    table = pd.DataFrame({
-        "t": readings[time],
-        "series": label,
-        "v": pd.to_numeric(readings[value], errors="coerce").astype("float64"),
-    }).dropna(subset=["t"])
+    table = pd.DataFrame(
+        {
+            "t": readings[time],
+            "series": label,
+            "v": pd.to_numeric(readings[value], errors="coerce").astype("float64"),
+        }
+    ).dropna(subset=["t"])
     out = table.groupby(["t", "series"], sort=True)["v"].last().unstack("series")
     if out.empty:
         out = pd.DataFrame(index=pd.DatetimeIndex([], dtype=_TIME_DTYPE))
@@ -1018,30 +1070,31 @@ def delivery(
     records = store.events(device, None, start, end, None)
     events = _events_table(records)
     fine_ms = pd.array(
-        [
-            _int64(r.payload.get("ts_ms")) if isinstance(r.payload, dict) else None
-            for r in records
-        ],
+        [_int64(r.payload.get("ts_ms")) if isinstance(r.payload, dict) else None for r in records],
         dtype="Int64",
     )
     both = pd.concat(
         [
-            pd.DataFrame({
-                "device_id": readings["device_id"].astype(object),
-                "received_at": _times(readings["received_at"]),
-                "seq": readings["seq"].astype("Int64"),
-                "device_ts": readings["device_ts"].astype("Int64"),
-                "fine_ms": pd.array([None] * len(readings), dtype="Int64"),
-                "will": np.zeros(len(readings), dtype=bool),
-            }),
-            pd.DataFrame({
-                "device_id": events["device_id"].astype(object),
-                "received_at": _times(events["received_at"]),
-                "seq": events["seq"],
-                "device_ts": events["device_ts"],
-                "fine_ms": fine_ms,
-                "will": (events["kind"] == TopicKind.WILL.value).to_numpy(dtype=bool),
-            }),
+            pd.DataFrame(
+                {
+                    "device_id": readings["device_id"].astype(object),
+                    "received_at": _times(readings["received_at"]),
+                    "seq": readings["seq"].astype("Int64"),
+                    "device_ts": readings["device_ts"].astype("Int64"),
+                    "fine_ms": pd.array([None] * len(readings), dtype="Int64"),
+                    "will": np.zeros(len(readings), dtype=bool),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "device_id": events["device_id"].astype(object),
+                    "received_at": _times(events["received_at"]),
+                    "seq": events["seq"],
+                    "device_ts": events["device_ts"],
+                    "fine_ms": fine_ms,
+                    "will": (events["kind"] == TopicKind.WILL.value).to_numpy(dtype=bool),
+                }
+            ),
         ],
         ignore_index=True,
     )
@@ -1060,13 +1113,30 @@ def delivery(
         sent = int(published[device_id]) if published and device_id in published else span
         timed = group.loc[~group["will"], "latency_ms"].dropna().to_numpy(dtype="float64")
         fine = group["fine_latency_ms"].dropna().to_numpy(dtype="float64")
-        rows.append((
-            device_id, sent, received, max(sent - distinct, 0), duplicated, out_of_order,
-            *_percentiles(timed), int(timed.size), *_percentiles(fine), int(fine.size),
-        ))
+        rows.append(
+            (
+                device_id,
+                sent,
+                received,
+                max(sent - distinct, 0),
+                duplicated,
+                out_of_order,
+                *_percentiles(timed),
+                int(timed.size),
+                *_percentiles(fine),
+                int(fine.size),
+            )
+        )
     out = pd.DataFrame.from_records(rows, columns=list(DELIVERY_COLUMNS))
-    ints = ("sent", "received", "lost", "duplicated", "out_of_order", "latency_samples",
-            "fine_latency_samples")
+    ints = (
+        "sent",
+        "received",
+        "lost",
+        "duplicated",
+        "out_of_order",
+        "latency_samples",
+        "fine_latency_samples",
+    )
     floats = [c for c in DELIVERY_COLUMNS if c.endswith("_ms")]
     return out.astype(
         {"device_id": "string", **dict.fromkeys(ints, "int64"), **dict.fromkeys(floats, "float64")}

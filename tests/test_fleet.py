@@ -369,8 +369,9 @@ def test_inbound_garbage_is_counted_and_never_crashes(fleet: Fleet, server: Serv
 
 
 def test_readings_are_what_the_broker_delivered(fleet: Fleet, server: ServerClient) -> None:
-    dev = fleet.add_device(sensors=[sensor(), {"gpio": 21, "sensor_type": "sht31",
-                                               "interval_s": 1}])
+    dev = fleet.add_device(
+        sensors=[sensor(), {"gpio": 21, "sensor_type": "sht31", "interval_s": 1}]
+    )
     wait_readings(server, dev.id, 12)
     fleet.stop(dev.id)
     time.sleep(0.3)

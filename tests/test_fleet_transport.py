@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from mocksim import Fleet, TopicKind, TransportError
+from mocksim.protocol.message import Message
+from mocksim.protocol.topics import TopicBuilder
 from mocksim.protocol.validate import check
 from mocksim.server import ServerClient
 from mocksim.transport import BackoffConfig, BreakerConfig
@@ -86,10 +88,7 @@ def test_zone_assign_and_config_push_are_acknowledged_and_persisted(fleet: Fleet
     assert spec.actuators == []
 
 
-def _as_message(r: Any) -> Any:
-    from mocksim.protocol.message import Message
-    from mocksim.protocol.topics import TopicBuilder
-
+def _as_message(r: Any) -> Message:
     b = TopicBuilder()
     topic = b.build(r.topic.kind, r.topic.esp_id, r.topic.gpio)
     return Message(topic, r.payload, b.qos(r.topic.kind), b.retain(r.topic.kind))

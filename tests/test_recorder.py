@@ -138,12 +138,23 @@ def mixed_fleet(kaiser: str) -> list[dict[str, Any]]:
 
 
 def sensor_reading(device_id: str, seq: int, raw: int = 344, ts: int | None = None) -> bytes:
-    return orjson.dumps({
-        "esp_id": device_id, "seq": seq, "zone_id": "", "subzone_id": "", "gpio": 4,
-        "sensor_type": "ds18b20", "raw": raw, "value": VALUE_TYPES["ds18b20"].preview(raw),
-        "unit": "°C", "quality": "good", "ts": int(time.time()) if ts is None else ts,
-        "time_valid": True, "raw_mode": True,
-    })
+    return orjson.dumps(
+        {
+            "esp_id": device_id,
+            "seq": seq,
+            "zone_id": "",
+            "subzone_id": "",
+            "gpio": 4,
+            "sensor_type": "ds18b20",
+            "raw": raw,
+            "value": VALUE_TYPES["ds18b20"].preview(raw),
+            "unit": "°C",
+            "quality": "good",
+            "ts": int(time.time()) if ts is None else ts,
+            "time_valid": True,
+            "raw_mode": True,
+        }
+    )
 
 
 # -- 1: what the devices published is what the recorder stored --------------------------------
@@ -190,17 +201,36 @@ def test_recorded_readings_equal_the_published_ones_with_physical_values(
             if "seq" in data:
                 seq_counts[parsed.esp_id] += 1
             if parsed.kind is TopicKind.SENSOR_DATA:
-                expected.append((parsed.esp_id, data["gpio"], data["sensor_type"], data["raw"],
-                                 data["value"], data["unit"], data["quality"], data["seq"],
-                                 data["ts"]))
+                expected.append(
+                    (
+                        parsed.esp_id,
+                        data["gpio"],
+                        data["sensor_type"],
+                        data["raw"],
+                        data["value"],
+                        data["unit"],
+                        data["quality"],
+                        data["seq"],
+                        data["ts"],
+                    )
+                )
             else:
                 other.append((parsed.kind.value, data))
 
         frame = readings_frame(fleet.store)
         assert list(frame.columns) == list(READING_COLUMNS)
         got = [
-            (r.device_id, r.gpio, r.sensor_type, int(r.raw), r.value, r.unit, r.quality,
-             int(r.seq), int(r.device_time.timestamp()))
+            (
+                r.device_id,
+                r.gpio,
+                r.sensor_type,
+                int(r.raw),
+                r.value,
+                r.unit,
+                r.quality,
+                int(r.seq),
+                int(r.device_time.timestamp()),
+            )
             for r in frame.itertuples()
         ]
         assert sorted(got) == sorted(expected)
@@ -257,10 +287,16 @@ def test_delivery_shows_the_gap_of_a_broker_outage_and_it_matches_the_fleets_dro
         # The fleet's "dropped" counts every message, delivery() only seq-carrying ones: with
         # the heartbeat an hour away, only sensor data (all with seq) falls into the outage.
         specs = [
-            {"kaiser_id": kaiser, "heartbeat_interval_s": 3600,
-             "sensors": [{"gpio": 4, "sensor_type": "ds18b20", "interval_s": 1}]},
-            {"kaiser_id": kaiser, "heartbeat_interval_s": 3600,
-             "sensors": [{"gpio": 21, "sensor_type": "sht31", "interval_s": 2}]},
+            {
+                "kaiser_id": kaiser,
+                "heartbeat_interval_s": 3600,
+                "sensors": [{"gpio": 4, "sensor_type": "ds18b20", "interval_s": 1}],
+            },
+            {
+                "kaiser_id": kaiser,
+                "heartbeat_interval_s": 3600,
+                "sensors": [{"gpio": 21, "sensor_type": "sht31", "interval_s": 2}],
+            },
         ]
         ids = [h.id for h in fleet.add_devices(specs)]
         assert fleet.wait_connected(10)
@@ -297,7 +333,11 @@ def test_delivery_shows_the_gap_of_a_broker_outage_and_it_matches_the_fleets_dro
             # Each drop is a seq gap; a QoS 1 message in flight when the broker died may or
             # may not have reached the recorder first.
             assert dropped <= lost <= dropped + in_flight_lost[device_id], (
-                device_id, lost, dropped, in_flight_lost[device_id])
+                device_id,
+                lost,
+                dropped,
+                in_flight_lost[device_id],
+            )
             assert report.loc[device_id, "duplicated"] == 0
             assert report.loc[device_id, "out_of_order"] == 0
         frame = readings_frame(fleet.store)
@@ -350,8 +390,9 @@ def test_garbage_on_device_topics_is_counted_and_recording_goes_on(
         assert frame["device_time"].iloc[0] == pd.Timestamp(1_500_000_000, unit="s", tz="UTC")
         assert frame["value"].iloc[1] == 22.0
         heartbeat = events_frame(store, device=device, kind=TopicKind.HEARTBEAT)
-        assert heartbeat["device_time"].tolist() == [pd.Timestamp(1_700_000_000, unit="s",
-                                                                  tz="UTC")]
+        assert heartbeat["device_time"].tolist() == [
+            pd.Timestamp(1_700_000_000, unit="s", tz="UTC")
+        ]
     peer.close()
 
 
@@ -385,8 +426,9 @@ def test_a_full_queue_drops_and_counts_while_the_database_is_stuck(
     device = "ESP_0F0F0F"
     topic = TopicBuilder(kaiser).sensor_data(device, 4)
     peer = Peer(mosquitto.url)
-    recorder = Recorder(store, mosquitto.url, kaiser_ids=[kaiser], queue_size=5,
-                        flush_interval_s=0.05)
+    recorder = Recorder(
+        store, mosquitto.url, kaiser_ids=[kaiser], queue_size=5, flush_interval_s=0.05
+    )
     recorder.start()
     release = _lock_readings(db_url)
     try:
@@ -424,14 +466,18 @@ def test_retention_deletes_rows_older_than_the_window_at_start(
 ) -> None:
     now = datetime.now(UTC)
     old = now - timedelta(hours=2)
-    store.insert_readings([
-        {"device_id": "ESP_111111", "gpio": 4, "sensor_type": "ds18b20", "received_at": t}
-        for t in (old, old, now)
-    ])
-    store.insert_events([
-        {"device_id": "ESP_111111", "kind": "heartbeat", "topic": "t", "received_at": t}
-        for t in (old, now)
-    ])
+    store.insert_readings(
+        [
+            {"device_id": "ESP_111111", "gpio": 4, "sensor_type": "ds18b20", "received_at": t}
+            for t in (old, old, now)
+        ]
+    )
+    store.insert_events(
+        [
+            {"device_id": "ESP_111111", "kind": "heartbeat", "topic": "t", "received_at": t}
+            for t in (old, now)
+        ]
+    )
     with Recorder(store, mosquitto.url, kaiser_ids=[kaiser], retention_s=3600) as recorder:
         wait_until(lambda: recorder.stats().retention_deleted == 3, 5, "the retention pass")
         assert store.count_readings() == 1
@@ -508,32 +554,66 @@ def _insert_known(store: Store, base: datetime) -> None:
     """Device A: seqs arrive 1 2 4 3 3 6 (5 lost, 3 late, 3 twice); B: 1, 3 + event 2."""
     rows = []
     for i, seq in enumerate([1, 2, 4, 3, 3, 6]):
-        rows.append({
-            "device_id": "ESP_AAAAAA", "gpio": 4, "sensor_type": "ds18b20", "raw": 320 + i,
-            "value": (320 + i) / 16, "unit": "°C", "quality": "good" if i else "weird",
-            "seq": seq, "device_ts": int(base.timestamp()) + i,
-            "received_at": base + timedelta(seconds=i, milliseconds=250),
-        })
+        rows.append(
+            {
+                "device_id": "ESP_AAAAAA",
+                "gpio": 4,
+                "sensor_type": "ds18b20",
+                "raw": 320 + i,
+                "value": (320 + i) / 16,
+                "unit": "°C",
+                "quality": "good" if i else "weird",
+                "seq": seq,
+                "device_ts": int(base.timestamp()) + i,
+                "received_at": base + timedelta(seconds=i, milliseconds=250),
+            }
+        )
     for i, seq in enumerate([1, 3]):
-        rows.append({
-            "device_id": "ESP_BBBBBB", "gpio": 21, "sensor_type": "sht31_temp", "raw": 25000,
-            "value": 21.76, "unit": "°C", "quality": "good", "seq": seq,
-            "device_ts": int(base.timestamp()) + 2 * i,
-            "received_at": base + timedelta(seconds=2 * i, milliseconds=100),
-        })
+        rows.append(
+            {
+                "device_id": "ESP_BBBBBB",
+                "gpio": 21,
+                "sensor_type": "sht31_temp",
+                "raw": 25000,
+                "value": 21.76,
+                "unit": "°C",
+                "quality": "good",
+                "seq": seq,
+                "device_ts": int(base.timestamp()) + 2 * i,
+                "received_at": base + timedelta(seconds=2 * i, milliseconds=100),
+            }
+        )
     store.insert_readings(rows)
-    store.insert_events([
-        {"device_id": "ESP_BBBBBB", "kind": "actuator_status", "topic": "x/status",
-         "payload": {"seq": 2, "ts": int(base.timestamp()) + 1}, "seq": 2,
-         "device_ts": int(base.timestamp()) + 1,
-         "received_at": base + timedelta(seconds=1, milliseconds=100)},
-        {"device_id": "ESP_BBBBBB", "kind": "session_announce", "topic": "x/announce",
-         "payload": {"ts_ms": int(base.timestamp() * 1000) + 40}, "seq": None,
-         "device_ts": int(base.timestamp()),
-         "received_at": base + timedelta(milliseconds=52)},
-        {"device_id": "ESP_BBBBBB", "kind": "will", "topic": "x/will",
-         "payload": {"timestamp": 1}, "device_ts": 1, "received_at": base},
-    ])
+    store.insert_events(
+        [
+            {
+                "device_id": "ESP_BBBBBB",
+                "kind": "actuator_status",
+                "topic": "x/status",
+                "payload": {"seq": 2, "ts": int(base.timestamp()) + 1},
+                "seq": 2,
+                "device_ts": int(base.timestamp()) + 1,
+                "received_at": base + timedelta(seconds=1, milliseconds=100),
+            },
+            {
+                "device_id": "ESP_BBBBBB",
+                "kind": "session_announce",
+                "topic": "x/announce",
+                "payload": {"ts_ms": int(base.timestamp() * 1000) + 40},
+                "seq": None,
+                "device_ts": int(base.timestamp()),
+                "received_at": base + timedelta(milliseconds=52),
+            },
+            {
+                "device_id": "ESP_BBBBBB",
+                "kind": "will",
+                "topic": "x/will",
+                "payload": {"timestamp": 1},
+                "device_ts": 1,
+                "received_at": base,
+            },
+        ]
+    )
 
 
 def test_frames_have_typed_columns_even_when_empty(store: Store) -> None:
@@ -603,18 +683,27 @@ def test_delivery_counts_gaps_duplicates_and_late_messages(store: Store) -> None
     report = delivery(store).set_index("device_id")
     a = report.loc["ESP_AAAAAA"]
     assert (a["sent"], a["received"], a["lost"], a["duplicated"], a["out_of_order"]) == (
-        6, 6, 1, 1, 1)
+        6,
+        6,
+        1,
+        1,
+        1,
+    )
     assert a["latency_p50_ms"] == pytest.approx(250.0)
     assert a["fine_latency_samples"] == 0
     assert pd.isna(a["fine_latency_p50_ms"])
     b = report.loc["ESP_BBBBBB"]  # readings 1, 3 and an event with seq 2: nothing lost
     assert (b["sent"], b["received"], b["lost"], b["duplicated"], b["out_of_order"]) == (
-        3, 3, 0, 0, 0)
+        3,
+        3,
+        0,
+        0,
+        0,
+    )
     assert b["latency_samples"] == 4  # 2 readings, the status, the announce; not the will
     assert b["fine_latency_samples"] == 1
     assert b["fine_latency_p50_ms"] == pytest.approx(12.0)
-    counted = delivery(store, published={"ESP_AAAAAA": 8, "ESP_DDDDDD": 2}).set_index(
-        "device_id")
+    counted = delivery(store, published={"ESP_AAAAAA": 8, "ESP_DDDDDD": 2}).set_index("device_id")
     assert counted.loc["ESP_AAAAAA", "lost"] == 3
     assert counted.loc["ESP_DDDDDD", "lost"] == 2
     assert counted.loc["ESP_DDDDDD", "received"] == 0

@@ -319,7 +319,10 @@ def test_checkpoints_round_trip(store: Store, clock: FakeClock) -> None:
     again = store.load_checkpoint("MOCK_1")
     assert again is not None
     assert (again.boot_count, again.seq, again.state, again.saved_at) == (
-        2, 0, {"drift": 0.5}, clock.now,
+        2,
+        0,
+        {"drift": 0.5},
+        clock.now,
     )
     with pytest.raises(SpecError):
         store.save_checkpoints([Checkpoint("MOCK_1", -1, 0, {})])
@@ -353,12 +356,17 @@ def test_readings_insert_and_query_time_windows(store: Store) -> None:
     assert store.insert_readings(rows) == 65
     assert store.count_readings() == 65
 
-    window = store.readings("MOCK_1", "ds18b20", since=T0 + timedelta(seconds=10),
-                            until=T0 + timedelta(seconds=20))
+    window = store.readings(
+        "MOCK_1", "ds18b20", since=T0 + timedelta(seconds=10), until=T0 + timedelta(seconds=20)
+    )
     assert [r.seq for r in window] == list(range(10, 20))
     first = window[0]
     assert (first.raw, first.value, first.unit, first.quality, first.device_ts) == (
-        354.0, 21.5 + 10 / 16, "°C", "good", 1_767_268_810,
+        354.0,
+        21.5 + 10 / 16,
+        "°C",
+        "good",
+        1_767_268_810,
     )
     assert first.received_at == T0 + timedelta(seconds=10)
     assert first.received_at.tzinfo is not None
@@ -391,11 +399,22 @@ def test_bad_reading_rows_write_nothing(store: Store) -> None:
 def test_events_round_trip(store: Store) -> None:
     payload = {"esp_id": "MOCK_1", "seq": 7, "nested": {"list": [1, 2.5, None, "x"]}}
     rows = [
-        {"device_id": "MOCK_1", "kind": "heartbeat",
-         "topic": "kaiser/god/esp/MOCK_1/system/heartbeat",
-         "payload": payload, "seq": 7, "device_ts": 1_767_268_800, "received_at": T0},
-        {"device_id": "MOCK_1", "kind": "actuator_status", "topic": "t", "payload": [1, 2],
-         "received_at": T0 + timedelta(seconds=1)},
+        {
+            "device_id": "MOCK_1",
+            "kind": "heartbeat",
+            "topic": "kaiser/god/esp/MOCK_1/system/heartbeat",
+            "payload": payload,
+            "seq": 7,
+            "device_ts": 1_767_268_800,
+            "received_at": T0,
+        },
+        {
+            "device_id": "MOCK_1",
+            "kind": "actuator_status",
+            "topic": "t",
+            "payload": [1, 2],
+            "received_at": T0 + timedelta(seconds=1),
+        },
     ]
     assert store.insert_events(rows) == 2
     events = store.events("MOCK_1")
@@ -438,7 +457,9 @@ def test_renewed_lease_stays_and_released_lease_is_free(store: Store, clock: Fak
     assert store.claim_leases("b", ttl_s=10) == ["MOCK_3", "MOCK_4"]
     clock.advance(8)
     assert store.renew_leases("a", ["MOCK_0", "MOCK_1", "MOCK_2", "MOCK_3"], ttl_s=10) == [
-        "MOCK_0", "MOCK_1", "MOCK_2",
+        "MOCK_0",
+        "MOCK_1",
+        "MOCK_2",
     ]
     clock.advance(8)  # b's leases expired, a's were renewed
     assert store.claim_leases("c", ttl_s=10) == ["MOCK_3", "MOCK_4"]

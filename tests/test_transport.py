@@ -53,8 +53,12 @@ def new_id() -> str:
 def session_for(device_id: str) -> DeviceSession:
     will = Message(
         TOPICS.will(device_id),
-        {"status": "offline", "esp_id": device_id, "reason": "unexpected_disconnect",
-         "timestamp": 1},
+        {
+            "status": "offline",
+            "esp_id": device_id,
+            "reason": "unexpected_disconnect",
+            "timestamp": 1,
+        },
         qos=1,
         retain=True,
     )
@@ -348,8 +352,11 @@ async def test_device_session_publishes_with_contract_qos_and_retain_and_gets_co
         await until(lambda: len(late.messages()) == 1, 10, "the retained message")
         assert late.messages()[0].retain
         # Commands the server sends arrive at the device, in the order sent.
-        commands = [TOPICS.actuator_command(dev, 5), TOPICS.zone_assign(dev),
-                    TOPICS.broadcast_emergency()]
+        commands = [
+            TOPICS.actuator_command(dev, 5),
+            TOPICS.zone_assign(dev),
+            TOPICS.broadcast_emergency(),
+        ]
         for topic in commands:
             peer.client.publish(topic, b'{"correlation_id":"c1"}', qos=1).wait_for_publish(5)
         await until(lambda: len(listener.messages) >= 3, 10, "three commands")
@@ -431,8 +438,12 @@ async def test_buffer_policy_replays_the_newest_messages_after_the_broker_return
     broker = fresh_mosquitto
     listener = Recorder()
     transport = await started(
-        broker.url, listener, offline_policy=OfflinePolicy.BUFFER, buffer_size=5,
-        breaker=BreakerConfig(open_s=0.5), backoff=BackoffConfig(initial_s=0.2, max_s=1),
+        broker.url,
+        listener,
+        offline_policy=OfflinePolicy.BUFFER,
+        buffer_size=5,
+        breaker=BreakerConfig(open_s=0.5),
+        backoff=BackoffConfig(initial_s=0.2, max_s=1),
     )
     devs = [new_id() for _ in range(3)]
     try:
@@ -590,9 +601,7 @@ async def test_unreachable_broker_fails_start_with_a_clear_error():
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_fuzz_10000_garbage_commands_are_all_counted_and_the_loop_survives(
-    mosquitto, peers
-):
+async def test_fuzz_10000_garbage_commands_are_all_counted_and_the_loop_survives(mosquitto, peers):
     rng = random.Random(1234)
     listener = Recorder(raise_on_garbage=True)
     transport = await started(mosquitto.url, listener)
@@ -623,9 +632,15 @@ async def test_fuzz_10000_garbage_commands_are_all_counted_and_the_loop_survives
             infos = []
             for _ in range(1000):
                 dev = rng.choice(devs)
-                topic = rng.choice((TOPICS.actuator_command(dev, rng.randrange(40)),
-                                    TOPICS.config(dev), TOPICS.system_command(dev),
-                                    TOPICS.zone_assign(dev), TOPICS.sensor_command(dev, 3)))
+                topic = rng.choice(
+                    (
+                        TOPICS.actuator_command(dev, rng.randrange(40)),
+                        TOPICS.config(dev),
+                        TOPICS.system_command(dev),
+                        TOPICS.zone_assign(dev),
+                        TOPICS.sensor_command(dev, 3),
+                    )
+                )
                 payload = garbage()
                 try:
                     orjson.loads(payload)
@@ -651,8 +666,9 @@ async def test_fuzz_10000_garbage_commands_are_all_counted_and_the_loop_survives
 @pytest.mark.asyncio
 async def test_shared_mode_routes_inbound_by_device_id_and_publishes_for_all(mosquitto, peers):
     listener = Recorder()
-    transport = await started(mosquitto.url, listener, mode=SessionMode.SHARED,
-                              shared_connections=2)
+    transport = await started(
+        mosquitto.url, listener, mode=SessionMode.SHARED, shared_connections=2
+    )
     devs = [new_id() for _ in range(6)]
     peer = peers(mosquitto.port)
     peer.subscribe("kaiser/god/esp/+/system/heartbeat", qos=0)

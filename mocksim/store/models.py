@@ -104,9 +104,7 @@ class DeviceRow(Base):
 
     __tablename__ = "devices"
     __table_args__ = (
-        CheckConstraint(
-            "desired_state IN ('stopped', 'running', 'paused')", name="desired_state"
-        ),
+        CheckConstraint("desired_state IN ('stopped', 'running', 'paused')", name="desired_state"),
         CheckConstraint(
             "runtime_status IN ('stopped', 'starting', 'running', 'paused', 'error')",
             name="runtime_status",

@@ -101,7 +101,15 @@ ID_CHUNK: Final = 500
 ROW_CHUNK: Final = 1000
 
 READING_COLUMNS: Final = (
-    "device_id", "gpio", "sensor_type", "raw", "value", "unit", "quality", "seq", "device_ts",
+    "device_id",
+    "gpio",
+    "sensor_type",
+    "raw",
+    "value",
+    "unit",
+    "quality",
+    "seq",
+    "device_ts",
     "received_at",
 )
 EVENT_COLUMNS: Final = ("device_id", "kind", "topic", "payload", "seq", "device_ts", "received_at")
@@ -153,8 +161,10 @@ def _aware(value: datetime, field: str) -> datetime:
 
 
 def _positive_ttl(ttl_s: float) -> timedelta:
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not (
-        math.isfinite(ttl_s) and ttl_s > 0
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int | float)
+        or not (math.isfinite(ttl_s) and ttl_s > 0)
     ):
         raise SpecError("ttl_s", ttl_s, "a number of seconds > 0")
     return timedelta(seconds=float(ttl_s))
@@ -197,8 +207,16 @@ def _fast_reading(row: Mapping[str, Any], now: datetime) -> tuple[Any, ...] | No
     """The reading as a tuple if every field has its plain type, else None (slow path)."""
     get = row.get
     values = (
-        get("device_id"), get("gpio"), get("sensor_type"), get("raw"), get("value"),
-        get("unit"), get("quality"), get("seq"), get("device_ts"), get("received_at") or now,
+        get("device_id"),
+        get("gpio"),
+        get("sensor_type"),
+        get("raw"),
+        get("value"),
+        get("unit"),
+        get("quality"),
+        get("seq"),
+        get("device_ts"),
+        get("received_at") or now,
     )
     device_id, gpio, sensor_type, raw, value, unit, quality, seq, device_ts, received = values
     if (
@@ -223,8 +241,13 @@ def _fast_event(row: Mapping[str, Any], now: datetime) -> tuple[Any, ...] | None
     get = row.get
     payload = get("payload")
     values = (
-        get("device_id"), get("kind"), get("topic"), {} if payload is None else payload,
-        get("seq"), get("device_ts"), get("received_at") or now,
+        get("device_id"),
+        get("kind"),
+        get("topic"),
+        {} if payload is None else payload,
+        get("seq"),
+        get("device_ts"),
+        get("received_at") or now,
     )
     device_id, kind, topic, _payload, seq, device_ts, received = values
     if (
@@ -498,7 +521,9 @@ class Store:
             if revision > current:
                 logger.warning(
                     "revision %d is ahead of %s (at %d): was the database replaced?",
-                    revision, self.url, current,
+                    revision,
+                    self.url,
+                    current,
                 )
                 revision = 0
             query = select(DEVICES).where(DEVICES.c.config_version > revision)
@@ -683,9 +708,7 @@ class Store:
         new = _as_spec(spec)
         return self._change_spec(new.id, "updating a device", lambda _old: new)
 
-    def upsert_sensor(
-        self, device_id: str, sensor: SensorSpec | Mapping[str, Any]
-    ) -> DeviceRecord:
+    def upsert_sensor(self, device_id: str, sensor: SensorSpec | Mapping[str, Any]) -> DeviceRecord:
         """Replace the device's sensor with the same key, or add it.
 
         Raises:
@@ -769,8 +792,10 @@ class Store:
             UnknownDeviceError: no such device.
         """
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
             ):
                 raise SpecError("value", value, "a finite number, or None to clear")
             value = float(value)
@@ -808,13 +833,9 @@ class Store:
                 .values(config_version=revision, updated_at=now)
             )
             overrides = self._overrides_of(conn, device_id)
-            return self._record(
-                {**row, "config_version": revision, "updated_at": now}, overrides
-            )
+            return self._record({**row, "config_version": revision, "updated_at": now}, overrides)
 
-    def set_desired_state(
-        self, ids: str | Iterable[str], state: DesiredState | str
-    ) -> int:
+    def set_desired_state(self, ids: str | Iterable[str], state: DesiredState | str) -> int:
         """Set the desired state of one device or many, all or none; return the new revision.
 
         Raises:
@@ -942,7 +963,9 @@ class Store:
                 orjson.dumps(cp.state)
             except TypeError as exc:
                 raise SpecError(
-                    f"checkpoints[{index}].state", cp.state, None,
+                    f"checkpoints[{index}].state",
+                    cp.state,
+                    None,
                     f"checkpoints[{index}].state: not JSON-serialisable ({exc})",
                 ) from None
             _aware(cp.saved_at, f"checkpoints[{index}].saved_at")

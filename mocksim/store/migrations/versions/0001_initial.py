@@ -136,9 +136,7 @@ def upgrade() -> None:
         sa.Column("received_at", _utc(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_readings")),
     )
-    op.create_index(
-        "ix_readings_device_id_received_at", "readings", ["device_id", "received_at"]
-    )
+    op.create_index("ix_readings_device_id_received_at", "readings", ["device_id", "received_at"])
     op.create_index("ix_readings_received_at", "readings", ["received_at"])
 
     op.create_table(
@@ -159,6 +157,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop every table (children first)."""
-    for table in ("events", "readings", "leases", "checkpoints", "tombstones",
-                  "device_overrides", "devices", "meta"):
+    for table in (
+        "events",
+        "readings",
+        "leases",
+        "checkpoints",
+        "tombstones",
+        "device_overrides",
+        "devices",
+        "meta",
+    ):
         op.drop_table(table)
