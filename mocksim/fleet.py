@@ -851,16 +851,18 @@ class Fleet:
         rec: DeviceRecord = self._run(self._get_record, device_id)
         return rec.spec
 
-    def remove_device(self, device_id: str) -> None:
+    def remove_device(self, device_id: str, *, purge_readings: bool = False) -> None:
         """Stop a device (clean disconnect) and delete it with its checkpoint and lease.
+
+        Its recorded readings and events stay unless ``purge_readings=True``.
 
         Raises:
             UnknownDeviceError: no such device.
         """
-        self._run(self._remove, device_id)
+        self._run(self._remove, device_id, purge_readings)
 
-    async def _remove(self, device_id: str) -> None:
-        await self._db(self.store.delete_device, device_id)
+    async def _remove(self, device_id: str, purge_readings: bool = False) -> None:
+        await self._db(lambda: self.store.delete_device(device_id, purge_readings=purge_readings))
         await self._drop_local(device_id)
 
     def devices(self) -> pd.DataFrame:
@@ -1177,7 +1179,8 @@ class Fleet:
     def crash(self, device_id: str, *, reconnect_after_s: float = 5.0) -> None:
         """Drop a device's connection without DISCONNECT: the broker publishes its last will.
 
-        The device reconnects after ``reconnect_after_s`` (fault injection).
+        The device reconnects after ``reconnect_after_s`` device seconds (fault injection;
+        ``MOCKSIM_FAST`` shortens it like every other timer).
         """
         if not reconnect_after_s >= 0:
             raise SpecError("reconnect_after_s", reconnect_after_s, "a number of seconds >= 0")
@@ -1187,7 +1190,29 @@ class Fleet:
         if device_id not in self._engine:
             raise UnknownDeviceError(device_id)
         assert self._transport is not None
-        self._transport.crash(device_id, reconnect_after_s=delay)
+        self._transport.crash(device_id, reconnect_after_s=delay / self.time_factor)
+
+    def network_outage(self, duration_s: float) -> None:
+        """Cut the network to the broker for ``duration_s`` wall seconds (fault injection).
+
+        Sessions drop abruptly and reconnects fail until the time is up: devices keep running
+        and count what they cannot publish, backoff and the circuit breaker act as in a real
+        outage, and the broker (still up) publishes per-device wills. ``duration_s`` is not
+        scaled by ``MOCKSIM_FAST``; nor is the breaker's open period.
+
+        Raises:
+            SpecError: not a positive duration.
+            MocksimError: the transport cannot simulate an outage.
+        """
+        if not (isinstance(duration_s, int | float) and duration_s > 0):
+            raise SpecError("duration_s", duration_s, "a number of seconds > 0")
+        self._run(self._network_outage, float(duration_s))
+
+    async def _network_outage(self, duration_s: float) -> None:
+        partition = getattr(self._transport, "partition", None)
+        if partition is None:
+            raise MocksimError("this fleet's transport cannot simulate a network outage")
+        partition(duration_s)
 
     # ------------------------------------------------------------------ verbs: views
 

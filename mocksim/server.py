@@ -115,9 +115,10 @@ class ServerClient:
 
     def close(self) -> None:
         """Disconnect; calling it again does nothing."""
-        self._client.loop_stop()
+        # DISCONNECT first: loop_stop() alone would wait out paho's select() timeout (~1 s).
         if self._client.is_connected():
             self._client.disconnect()
+        self._client.loop_stop()
 
     # ------------------------------------------------------------------ receiving
 

@@ -34,6 +34,11 @@ PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q -e '.[dev]'
 
 python3 -m pytest "$@"
 
+# The tools agree with the code: lint and strict typing are part of the suite.
+python3 -m ruff check mocksim tests bench
+python3 -m ruff format --check mocksim tests bench
+python3 -m mypy
+
 if [ -n "$(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -print -quit 2>/dev/null)" ]; then
     MOCKSIM_FAST=1 python3 -m pytest --nbmake notebooks/
 fi

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mocksim import Fleet, TopicKind, TransportError
+from mocksim import Fleet, SpecError, TopicKind, TransportError
 from mocksim.protocol.message import Message
 from mocksim.protocol.topics import TopicBuilder
 from mocksim.protocol.validate import check
@@ -241,3 +241,33 @@ def test_ten_thousand_garbage_commands_are_counted_and_never_crash(fleet: Fleet)
         resp = server.actuator_command(devs[0].id, 5, "OFF")
         assert resp is not None
         assert resp["correlation_id"].startswith("cmd-")
+
+
+def test_network_outage_drops_sessions_counts_drops_and_recovers(
+    no_thread_leak: None, tmp_path: Path, mqtt_url: str
+) -> None:
+    options = {
+        "breaker": BreakerConfig(failures=5, open_s=1.0, successes_to_close=2),
+        "backoff": BackoffConfig(initial_s=0.2, max_s=1.0),
+    }
+    with (
+        Fleet(
+            db=sqlite(tmp_path), mqtt=mqtt_url, seed=26, fast=True, transport_options=options
+        ) as f,
+        ServerClient(mqtt_url) as server,
+    ):
+        devs = f.add_devices([{"sensors": [DS]} for _ in range(3)])
+        assert f.wait_connected(5)
+        with pytest.raises(SpecError, match="duration_s"):
+            f.network_outage(0)
+        f.network_outage(2.0)
+        wills = server.wait_for(lambda r: r.topic.kind is TopicKind.WILL, count=3)
+        assert {w.topic.esp_id for w in wills} == {d.id for d in devs}
+        time.sleep(1.0)
+        during = f.stats()
+        assert during.connected == 0
+        assert during.dropped > 0
+        assert f.wait_connected(10)
+        after = f.stats()
+        assert after.breaker_opened >= 1
+        assert after.produced == after.published + after.dropped + after.buffered

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from mocksim.errors import TransportError, UnknownDeviceError
+from mocksim.errors import SpecError, TransportError, UnknownDeviceError
 from mocksim.protocol.message import Message
 from mocksim.transport.base import (
     DeviceSession,
@@ -252,6 +252,7 @@ class MqttTransport(Transport):
         self._addr: tuple[Any, ...] = ()
         self._family = socket.AF_INET
         self._devices: dict[str, _Device] = {}
+        self._partition_until = 0.0  # loop time until which the network is "cut"
         self._links: dict[str, _Link] = {}
         self._shared: list[_Link] = []
         self._parked: dict[_Link, None] = {}  # refused by the breaker, waiting for it
@@ -460,6 +461,28 @@ class MqttTransport(Transport):
             link.state = _LinkState.IDLE
             link.retry = self._loop.call_later(delay, self._paced, link)
 
+    def partition(self, duration_s: float) -> None:
+        """Cut the network between the fleet and the broker for ``duration_s`` seconds.
+
+        Every connection drops without DISCONNECT and every reconnect attempt fails as refused
+        until the time is up, so backoff, the circuit breaker and the offline policy act as in
+        a real outage (fault injection). The broker itself keeps running and sees the sessions
+        vanish, so in per-device mode it publishes their wills, as for a Wi-Fi loss.
+
+        Raises:
+            SpecError: ``duration_s`` is not a positive number.
+        """
+        if not (isinstance(duration_s, int | float) and duration_s > 0):
+            raise SpecError("duration_s", duration_s, "a number of seconds > 0")
+        assert self._loop is not None
+        self._partition_until = self._loop.time() + float(duration_s)
+        links = {id(d.link): d.link for d in self._devices.values()}
+        for link in links.values():
+            if link.state in (_LinkState.SUBSCRIBING, _LinkState.READY):
+                self._connection_lost(link, "network partition (simulated)")
+            elif link.state in (_LinkState.CONNECTING, _LinkState.AWAITING_CONNACK):
+                self._attempt_failed(link, "network partition (simulated)")
+
     def _end_shared_crash(self, device: _Device) -> None:
         if self._devices.get(device.session.device_id) is not device:
             return
@@ -643,6 +666,8 @@ class MqttTransport(Transport):
 
     async def _open_socket(self) -> SocketLike:
         assert self._loop is not None
+        if self._loop.time() < self._partition_until:
+            raise ConnectionRefusedError("network partition (simulated)")
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)

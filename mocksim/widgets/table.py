@@ -58,7 +58,7 @@ class TablePanel(Panel):
         self.refresh_button = widgets.Button(
             icon="refresh", tooltip="refresh the table", layout=widgets.Layout(width="3em")
         )
-        self.table = widgets.HTML("", layout=widgets.Layout(overflow_x="auto"))
+        self.table = widgets.HTML("", layout=widgets.Layout(overflow="auto"))
         self.frame = pd.DataFrame(columns=list(COLUMNS))
         self._throttle = Throttle(min_interval_s)
         self._lock = threading.Lock()
