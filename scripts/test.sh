@@ -16,6 +16,8 @@ have_initdb() {
 missing=()
 have_mosquitto || missing+=(mosquitto)
 have_initdb || missing+=(postgresql)
+# The browser smoke test drives Debian's chromium with Playwright (never `playwright install`).
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
