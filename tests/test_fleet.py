@@ -274,8 +274,8 @@ def test_close_and_reopen_resumes_running_devices(
 _CHILD = textwrap.dedent("""
     import sys, time
     from mocksim import Fleet
-    db, mqtt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    f = Fleet(db=db, mqtt=mqtt, seed=9, fast=True, lease_ttl_s=1.0, checkpoint_interval_s=0.2)
+    db, mqtt, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    f = Fleet(db=db, mqtt=mqtt, seed=seed, fast=True, lease_ttl_s=1.0, checkpoint_interval_s=0.2)
     specs = [{"sensors": [{"gpio": 4, "sensor_type": "ds18b20", "interval_s": 1}],
               "zone_id": f"z{i}"} for i in range(n)]
     devs = f.add_devices(specs)
@@ -288,8 +288,10 @@ _CHILD = textwrap.dedent("""
 def test_sigkill_then_reopen_resumes_every_running_device(
     db_url: str, mqtt_url: str, server: ServerClient, tmp_path: Any
 ) -> None:
+    # A seed of its own per database: the broker keeps retained wills between the two runs.
+    seed = 9 if db_url.startswith("sqlite") else 10
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, db_url, mqtt_url, "6"],
+        [sys.executable, "-c", _CHILD, db_url, mqtt_url, "6", str(seed)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -316,7 +318,7 @@ def test_sigkill_then_reopen_resumes_every_running_device(
     )
     assert {w.topic.esp_id for w in wills} == running
     t_reopen = time.time()
-    with Fleet(db=db_url, mqtt=mqtt_url, seed=9, fast=True, watch_interval_s=0.3) as f:
+    with Fleet(db=db_url, mqtt=mqtt_url, seed=seed, fast=True, watch_interval_s=0.3) as f:
         deadline = time.time() + 15
         while time.time() < deadline:
             if set(f.jobs()["device_id"]) == running:
