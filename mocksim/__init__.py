@@ -34,11 +34,14 @@ from mocksim.spec import (
     WalkPattern,
 )
 from mocksim.store import DesiredState, RuntimeStatus
+from mocksim.transport import BackoffConfig, BreakerConfig
 from mocksim.virtual import messages_frame, simulate
 
 __all__ = [
     "FAST_FACTOR",
     "ActuatorSpec",
+    "BackoffConfig",
+    "BreakerConfig",
     "ConstantPattern",
     "ContractError",
     "DesiredState",
