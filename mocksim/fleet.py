@@ -405,8 +405,16 @@ class Fleet:
     # ------------------------------------------------------------------ start & close
 
     async def _astart(self) -> None:
+        try:
+            await self._astart_parts()
+        except BaseException:
+            await self._abort_start()
+            raise
+
+    async def _astart_parts(self) -> None:
         self._store = await self._db(Store.open, self._db_url)
         self._revision = await self._db(self.store.revision)
+        records = await self._db(self.store.list_devices)
         if self._transport is None:
             self._transport = transport_from_url(
                 self._mqtt_url,
@@ -416,11 +424,10 @@ class Fleet:
             )
         await self._transport.start(self)
         if self._record:
-            kaisers = {r.spec.kaiser_id for r in await self._db(self.store.list_devices)}
             self._recorder = Recorder(
                 self.store,
                 self.broker_url,
-                kaiser_ids=sorted(kaisers | {"god"}),
+                kaiser_ids=sorted({r.spec.kaiser_id for r in records} | {"god"}),
                 retention_s=self._retention_s,
             )
             await self._db(self._recorder.start)
@@ -429,9 +436,27 @@ class Fleet:
         self._add_maintenance("leases", self._lease_ttl_s / 3.0, self._renew_leases)
         self._add_maintenance("watch", self._watch_s, self._watch)
         if self._resume:
-            records = await self._db(self.store.list_devices)
             wanted = [r for r in records if r.desired_state is not DesiredState.STOPPED]
             await self._start_records(wanted, reason="POWERON")
+
+    async def _abort_start(self) -> None:
+        """Undo a half-done start: whatever was opened is closed, errors of closing are logged."""
+        self._scheduler.stop()
+        steps: list[tuple[str, Callable[[], Coroutine[Any, Any, Any]]]] = []
+        if self._recorder is not None:
+            recorder = self._recorder
+            steps.append(("recorder", lambda: self._db(recorder.stop)))
+        if self._transport is not None:
+            transport = self._transport
+            steps.append(("transport", transport.close))
+        if self._store is not None:
+            store = self._store
+            steps.append(("store", lambda: self._db(store.close)))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception:
+                logger.warning("closing the %s after a failed start failed", what, exc_info=True)
 
     def _add_maintenance(
         self, name: str, interval_s: float, fn: Callable[[], Coroutine[Any, Any, None]]
