@@ -37,13 +37,14 @@ SPEC = {
 }
 
 
-def measure(size: int, seconds: float, url: str) -> dict[str, float]:
+def measure(size: int, seconds: float, url: str, record: bool) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         Fleet(
             db=f"sqlite:///{tmp}/bench.db",
             mqtt=url,
             seed=1,
+            record=record,
             transport_options={"connect_rate_per_s": 1000},
         ) as fleet,
     ):
@@ -71,10 +72,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--sizes", default="0,100,1000")
+    p.add_argument("--no-record", action="store_true", help="run the fleets without recorder")
     args = p.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     with Mosquitto() as broker:
-        rows = [measure(n, args.seconds, broker.url) for n in sizes]
+        rows = [measure(n, args.seconds, broker.url, not args.no_record) for n in sizes]
     base = rows[0]["cpu_s_per_s"] if rows and rows[0]["size"] == 0 else 0.0
     print(
         f"{'devices':>8} {'CPU %':>7} {'over idle':>10} {'msg/s':>8} {'µs CPU/msg':>11} "

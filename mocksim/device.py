@@ -376,6 +376,12 @@ class Device:
             return self._server_lost(now, "no heartbeat ACK for 120 s")
         return Step(rejected=f"unknown timer {name!r}")
 
+    def actuator_statuses(self, now: float) -> Step:
+        """Every actuator's status (after a resume the server learns what changed meanwhile)."""
+        if self.gated:
+            return Step()
+        return Step(messages=[self._status(now, gpio) for gpio in sorted(self._actuators)])
+
     def heartbeat_now(self, now: float) -> Step:
         """Publish a heartbeat out of schedule."""
         return Step(messages=[self._heartbeat(now)])
@@ -478,6 +484,7 @@ class Device:
         if spec.id != self.id:
             raise SpecError("id", spec.id, [self.id], f"id: cannot change {self.id} to {spec.id}")
         old = self._spec
+        was_gated = self.gated
         self._spec = spec
         step = Step()
         if spec.kaiser_id != old.kaiser_id:
@@ -487,16 +494,30 @@ class Device:
         self.zone_id, self.master_zone_id = spec.zone_id, spec.master_zone_id
         if spec.wait_for_ack != old.wait_for_ack:
             self.approved = not spec.wait_for_ack
+            if spec.wait_for_ack:
+                base = self.last_ack if self.last_ack is not None else now
+                step.timers.append(
+                    Timer("watchdog", TimerKind.WATCHDOG, None, base + SERVER_WATCHDOG_S)
+                )
+            else:
+                step.cancel.append("watchdog")
         self._build_sensors(spec.sensors)
         old_sensors = {s.key: s for s in old.sensors}
         new_sensors = {s.key: s for s in spec.sensors if s.active}
         for key, s in old_sensors.items():
             if key not in new_sensors and s.active:
                 step.cancel.append(sensor_timer_name(key))
-        if not self.gated:
+        if self.gated and not was_gated:
+            step.cancel.extend(sensor_timer_name(k) for k in new_sensors)
+        elif not self.gated:
             for key, s in new_sensors.items():
                 before = old_sensors.get(key)
-                if before is None or not before.active or before.interval_s != s.interval_s:
+                if (
+                    was_gated
+                    or before is None
+                    or not before.active
+                    or before.interval_s != s.interval_s
+                ):
                     step.timers.append(
                         Timer(
                             sensor_timer_name(key),
@@ -977,37 +998,33 @@ class Device:
         cid = p.get("correlation_id")
         cid_s = None if cid is None else str(cid)
         step = Step()
-        responses: list[Message] = []
+        # (type, count, failures) per type sent; messages are built once at the end so a
+        # rejected push does not burn seq numbers.
+        results: list[tuple[str, int, list[dict[str, Any]]]] = []
         sensors = self._spec.sensors
         actuators = self._spec.actuators
         if "sensors" in p:
             sensors, fails = self._config_sensors(p.get("sensors"))
-            responses.append(self._config_response("sensor", len(sensors), fails, cid_s))
+            results.append(("sensor", len(sensors), fails))
         if "actuators" in p:
             actuators, fails = self._config_actuators(p.get("actuators"))
-            responses.append(self._config_response("actuator", len(actuators), fails, cid_s))
-        if not responses:
-            responses.append(
-                self._config_response(
-                    "sensor", 0, [{"error": "config has neither sensors nor actuators"}], cid_s
+            results.append(("actuator", len(actuators), fails))
+        if not results:
+            results.append(("sensor", 0, [{"error": "config has neither sensors nor actuators"}]))
+        else:
+            try:
+                new = self._spec.replace(
+                    sensors=[s.model_dump() for s in sensors],
+                    actuators=[a.model_dump() for a in actuators],
                 )
-            )
-            step.messages.extend(responses)
-            return step
-        try:
-            new = self._spec.replace(
-                sensors=[s.model_dump() for s in sensors],
-                actuators=[a.model_dump() for a in actuators],
-            )
-        except SpecError as exc:
-            step.messages.extend(
-                self._config_response(m.payload["type"], 0, [{"error": str(exc)}], cid_s)
-                for m in responses
-            )
-            return step
-        step.extend(self.apply_spec(now, new))
-        step.spec = new
-        step.messages.extend(responses)
+            except SpecError as exc:
+                results = [(kind, 0, [{"error": str(exc)}]) for kind, _, _ in results]
+            else:
+                step.extend(self.apply_spec(now, new))
+                step.spec = new
+        step.messages.extend(
+            self._config_response(kind, count, fails, cid_s) for kind, count, fails in results
+        )
         return step
 
     def _config_response(
@@ -1056,8 +1073,18 @@ class Device:
             if item.get("active") is False:
                 continue
             interval = item.get("measurement_interval_seconds")
-            if interval is None and item.get("sample_interval_ms") is not None:
-                interval = float(item["sample_interval_ms"]) / 1000.0
+            ms = item.get("sample_interval_ms")
+            if interval is None and ms is not None:
+                if isinstance(ms, bool) or not isinstance(ms, int | float):
+                    fails.append(
+                        {
+                            "gpio": gpio,
+                            "sensor_type": stype,
+                            "error": f"sample_interval_ms {ms!r} is not a number",
+                        }
+                    )
+                    continue
+                interval = float(ms) / 1000.0
             base = existing.get((gpio, part)) if isinstance(gpio, int) else None
             data: dict[str, Any] = base.model_dump() if base is not None else {}
             data.update({"gpio": gpio, "sensor_type": part})

@@ -46,6 +46,7 @@ class DeviceCounters:
     """What one device produced in this process: messages handed to the sink, and rejects."""
 
     produced: int = 0
+    suppressed: int = 0  # produced while paused and not published (actuator deadlines)
     inbound: int = 0
     rejected: int = 0
     last_publish: float | None = None
@@ -143,10 +144,16 @@ class Engine:
         return None if slot is None else slot.device
 
     def pause(self, device_id: str) -> None:
-        """Unschedule every timer: the device publishes nothing until resumed."""
+        """Stop heartbeats and readings: the device publishes nothing until resumed.
+
+        Actuator deadlines (auto-off, max-runtime protection, valve travel) keep running, as
+        the board's own safety would; what they change is published on resume.
+        """
         slot = self._slots[device_id]
         slot.active = False
-        self.scheduler.remove_device(device_id)
+        for job in self.scheduler.jobs(device_id):
+            if job.key.kind is not JobKind.AUTO_OFF:
+                self.scheduler.remove(job.key)
 
     def resume(self, device_id: str) -> None:
         """Schedule the device's timers again (sensors continue from their last values)."""
@@ -154,7 +161,9 @@ class Engine:
         if slot.active:
             return
         slot.active = True
-        self._schedule(device_id, slot.device.timers(self.now()))
+        now = self.now()
+        self._schedule(device_id, slot.device.timers(now))
+        self.apply(device_id, slot.device.actuator_statuses(now))
 
     # ------------------------------------------------------------------ inputs
 
@@ -181,6 +190,16 @@ class Engine:
             self.scheduler.remove(job_key(device_id, name))
         if slot.active:
             self._schedule(device_id, step.timers)
+        else:
+            # Paused: only actuator deadlines run; nothing is published until resume.
+            self._schedule(
+                device_id, [t for t in step.timers if _JOB_KIND[t.kind] is JobKind.AUTO_OFF]
+            )
+            if step.messages:
+                slot.counters.suppressed += len(step.messages)
+                step = Step(
+                    spec=step.spec, restart_session=step.restart_session, rejected=step.rejected
+                )
         if step.messages:
             counters = slot.counters
             for msg in step.messages:

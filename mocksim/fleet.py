@@ -274,8 +274,17 @@ class Fleet:
         self._maintenance_busy: set[str] = set()
         # Devices that should run but were leased by another owner: retried every watch.
         self._orphans: set[str] = set()
-        # The config_version each running device was last brought up to.
-        self._applied: dict[str, int] = {}
+        # The highest config_version this fleet has applied or written per device; a record
+        # below it is stale (read before a newer write) and is never applied.
+        self._seen: dict[str, int] = {}
+        # The stored spec each running device was last brought in line with.
+        self._known: dict[str, DeviceSpec] = {}
+        self._starting: set[str] = set()  # ids between "not running" and "running"
+        self._rebooting: set[str] = set()  # rebooted boards: next connect is a boot
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Device-made changes (zone, config push) not stored yet: records read meanwhile are
+        # older than the running device and must not be applied.
+        self._pending: dict[str, int] = {}
         self._inbound = self._malformed = self._unknown_topic = self._rejected = 0
         # 10 ms of wake-up batching: jobs due within 10 ms fire together (up to 10 ms early),
         # which halves the scheduler's CPU at 10k devices (bench/README.md).
@@ -521,12 +530,16 @@ class Fleet:
             for device_id in ids:
                 self._engine.remove(device_id)
             # Stop the recorder while the broker (maybe embedded in the transport) still runs.
-            if self._recorder is not None:
-                await self._db(self._recorder.stop)
-            if self._transport is not None:
-                await self._transport.close()
-            if self._store is not None:
-                await self._db(self._store.close)
+            try:
+                if self._recorder is not None:
+                    await self._db(self._recorder.stop)
+            finally:
+                try:
+                    if self._transport is not None:
+                        await self._transport.close()
+                finally:
+                    if self._store is not None:
+                        await self._db(self._store.close)
 
     def _shutdown_threads(self) -> None:
         self._runner.stop()
@@ -548,9 +561,25 @@ class Fleet:
 
     async def _start_records(self, records: list[DeviceRecord], *, reason: str) -> list[str]:
         """Lease, boot and connect devices from their records; returns the ids started."""
+        records = [
+            r
+            for r in records
+            if r.spec.id not in self._engine
+            and r.spec.id not in self._starting
+            and r.config_version >= self._seen.get(r.spec.id, 0)
+        ]
         if not records:
             return []
-        ids = [r.spec.id for r in records if r.spec.id not in self._engine]
+        ids = [r.spec.id for r in records]
+        self._starting.update(ids)
+        try:
+            return await self._start_claimed(records, ids, reason)
+        finally:
+            self._starting.difference_update(ids)
+
+    async def _start_claimed(
+        self, records: list[DeviceRecord], ids: list[str], reason: str
+    ) -> list[str]:
         claimed = set(await self._db(self.store.claim_leases, self.owner, ids, self._lease_ttl_s))
         skipped = [i for i in ids if i not in claimed]
         self._orphans.difference_update(claimed)
@@ -578,9 +607,16 @@ class Fleet:
             )
             self._apply_overrides(device, rec.overrides)
             active = rec.desired_state is DesiredState.RUNNING
-            self._applied[rec.spec.id] = rec.config_version
+            self._seen[rec.spec.id] = rec.config_version
+            self._known[rec.spec.id] = rec.spec
             self._engine.add(device, reason=reason, active=active)
-            await self._connect(device)
+            try:
+                await self._connect(device)
+            except MocksimError:
+                logger.exception("%s: cannot open its MQTT session; not started", rec.spec.id)
+                self._engine.remove(rec.spec.id)
+                await self._db(self.store.release_leases, self.owner, [rec.spec.id])
+        todo = [r for r in todo if r.spec.id in self._engine]
         started = [r.spec.id for r in todo]
         running = [r.spec.id for r in todo if r.desired_state is DesiredState.RUNNING]
         paused = [r.spec.id for r in todo if r.desired_state is DesiredState.PAUSED]
@@ -601,7 +637,7 @@ class Fleet:
         """Stop running a device here (timers off, session closed) without touching the DB."""
         if device_id not in self._engine:
             return
-        self._applied.pop(device_id, None)
+        self._known.pop(device_id, None)
         self._engine.remove(device_id)
         assert self._transport is not None
         await self._transport.remove_device(device_id, graceful=graceful)
@@ -624,10 +660,15 @@ class Fleet:
         if device_id not in self._engine:
             return
         # The watcher may hold a record read before a newer write was applied: never go back.
-        if rec.config_version < self._applied.get(device_id, 0):
+        if rec.config_version < self._seen.get(device_id, 0) or self._pending.get(device_id):
             return
-        self._applied[device_id] = rec.config_version
+        self._seen[device_id] = rec.config_version
+        self._known[device_id] = rec.spec
         device = self._engine.device(device_id)
+        if device.spec.kaiser_id != rec.spec.kaiser_id:
+            # Other topics, will and subscriptions: a new session under the new kaiser.
+            self._spawn(self._restart_device(rec), f"restart {device_id}")
+            return
         if device.spec != rec.spec:
             self._engine.run(device_id, lambda d, now: d.apply_spec(now, rec.spec))
         self._apply_overrides(device, rec.overrides)
@@ -635,6 +676,23 @@ class Fleet:
             self._engine.pause(device_id)
         elif rec.desired_state is DesiredState.RUNNING and not self._engine.is_active(device_id):
             self._engine.resume(device_id)
+
+    async def _restart_device(self, rec: DeviceRecord) -> None:
+        await self._drop_local(rec.spec.id)
+        await self._start_records([rec], reason="SW")
+
+    def _device_lock(self, device_id: str) -> asyncio.Lock:
+        lock = self._locks.get(device_id)
+        if lock is None:
+            lock = self._locks[device_id] = asyncio.Lock()
+        return lock
+
+    async def _locked(
+        self, device_id: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> T:
+        """Run one write-then-apply change of a device, in order with its other changes."""
+        async with self._device_lock(device_id):
+            return await fn(*args)
 
     # ------------------------------------------------------------------ engine callbacks
 
@@ -644,16 +702,63 @@ class Fleet:
 
     def _device_changed_spec(self, device_id: str, spec: DeviceSpec) -> None:
         """A device changed its own configuration (zone assign, config push): persist it."""
-        self._spawn(self._db(self.store.update_device, spec), f"persist {device_id}")
+        base = self._known.get(device_id)
+        self._pending[device_id] = self._pending.get(device_id, 0) + 1
+        self._spawn(self._persist_device_change(device_id, base, spec), f"persist {device_id}")
+
+    async def _persist_device_change(
+        self, device_id: str, base: DeviceSpec | None, spec: DeviceSpec
+    ) -> None:
+        """Store only the fields the device itself changed, onto the current stored spec.
+
+        A full replace would erase a change someone stored meanwhile (a sensor update here,
+        or another process's edit the watcher has not applied yet).
+        """
+        fields = [
+            name
+            for name in DeviceSpec.model_fields
+            if base is None or getattr(spec, name) != getattr(base, name)
+        ]
+        new = spec.model_dump()
+
+        def patch() -> DeviceRecord:
+            current = self.store.get_device(device_id).spec.model_dump()
+            current.update({name: new[name] for name in fields})
+            return self.store.update_device(current)
+
+        try:
+            if not fields:
+                return
+            async with self._device_lock(device_id):
+                rec = await self._db(patch)
+        finally:
+            left = self._pending.get(device_id, 1) - 1
+            if left:
+                self._pending[device_id] = left
+            else:
+                self._pending.pop(device_id, None)
+        self._apply_record(rec)
 
     def _device_rebooted(self, device_id: str) -> None:
-        assert self._transport is not None
-        self._transport.crash(device_id, reconnect_after_s=REBOOT_DELAY_S / self.time_factor)
+        """A board restarts: its session drops without DISCONNECT and comes back as a boot."""
+        self._rebooting.add(device_id)
+        transport = self._transport
+        assert transport is not None
+
+        def restart() -> None:
+            if device_id in self._engine:
+                transport.crash(device_id, reconnect_after_s=REBOOT_DELAY_S / self.time_factor)
+
+        # Let the command response that announced the reboot leave the socket first.
+        self._runner.loop.call_later(0.2, restart)
 
     # ------------------------------------------------------------------ transport listener
 
     def on_connected(self, device_id: str, reconnect: bool) -> None:
         """Transport: the device's session is up (announce, heartbeat, statuses)."""
+        if device_id in self._rebooting:
+            self._rebooting.discard(device_id)
+            reconnect = False
         self._engine.connected(device_id, reconnect=reconnect)
 
     def on_disconnected(self, device_id: str, reason: str) -> None:
@@ -686,23 +791,29 @@ class Fleet:
             self._malformed += 1
             logger.debug("inbound non-JSON payload on %s (%d bytes)", topic, len(payload))
             return
-        if parsed.kind is TopicKind.SERVER_STATUS or parsed.esp_id is None:
-            targets = (
-                [device_id]
-                if device_id is not None
-                else [
-                    i
-                    for i in self._engine.ids()
-                    if self._engine.device(i).spec.kaiser_id == builder.kaiser_id
-                ]
-            )
+        if device_id is not None and parsed.esp_id is None:
+            targets = [device_id]  # per-device session: a broadcast reaches each board once
+        elif parsed.kind is TopicKind.BROADCAST_EMERGENCY:
+            targets = self._engine.ids()  # every board, whatever its kaiser
+        elif parsed.esp_id is None:
+            targets = [
+                i
+                for i in self._engine.ids()
+                if self._engine.device(i).spec.kaiser_id == builder.kaiser_id
+            ]
         else:
             targets = [parsed.esp_id]
         for target in targets:
             if target not in self._engine or not self._engine.is_active(target):
                 self._rejected += 1
                 continue
-            step = self._engine.run(target, lambda d, now: d.on_message(now, parsed, data))
+            try:
+                step = self._engine.run(target, lambda d, now: d.on_message(now, parsed, data))
+            except Exception:
+                # A device-model bug must not kill the loop: count, log, go on.
+                self._rejected += 1
+                logger.exception("%s: handling %s failed", target, topic)
+                continue
             if step.rejected:
                 self._rejected += 1
 
@@ -734,12 +845,19 @@ class Fleet:
         self._revision = max(self._revision, changes.revision)
         for device_id in changes.deleted:
             self._orphans.discard(device_id)
+            self._seen.pop(device_id, None)
             await self._drop_local(device_id)
         new = []
         for rec in changes.changed:
-            if rec.spec.id in self._engine:
+            device_id = rec.spec.id
+            if rec.config_version < self._seen.get(device_id, 0):
+                continue  # read before a newer change this fleet made or saw
+            if device_id in self._engine:
                 if rec.desired_state is DesiredState.STOPPED:
-                    await self._drop_local(rec.spec.id)
+                    self._seen[device_id] = rec.config_version
+                    await self._drop_local(device_id)
+                    await self._db(self.store.set_runtime_status, device_id, RuntimeStatus.STOPPED)
+                    await self._db(self.store.release_leases, self.owner, [device_id])
                 else:
                     self._apply_record(rec)
             elif rec.desired_state is not DesiredState.STOPPED:
@@ -1026,7 +1144,9 @@ class Fleet:
             ids = await self._db(self.store.device_ids)
         if not ids:
             return
-        await self._db(self.store.set_desired_state, ids, state)
+        revision = await self._db(self.store.set_desired_state, ids, state)
+        for device_id in ids:
+            self._seen[device_id] = max(self._seen.get(device_id, 0), revision)
         records = [await self._db(self.store.get_device, i) for i in ids]
         to_start = []
         for rec in records:
@@ -1058,7 +1178,7 @@ class Fleet:
             UnknownDeviceError: no such device.
         """
         spec = sensor if isinstance(sensor, SensorSpec) else SensorSpec.model_validate(sensor)
-        self._run(self._upsert_sensor, device_id, spec)
+        self._run(self._locked, device_id, self._upsert_sensor, device_id, spec)
         return spec.key
 
     def update_sensor(self, device_id: str, sensor_key: str, **changes: Any) -> SensorSpec:
@@ -1074,7 +1194,10 @@ class Fleet:
         """
         if not changes:
             raise SpecError("changes", None, "at least one sensor field")
-        return self._run(self._update_sensor, device_id, sensor_key, changes)
+        return cast(
+            SensorSpec,
+            self._run(self._locked, device_id, self._update_sensor, device_id, sensor_key, changes),
+        )
 
     def set_pattern(
         self,
@@ -1089,12 +1212,17 @@ class Fleet:
         data = pattern if pattern is None or isinstance(pattern, Mapping) else pattern.model_dump()
         if value_type is None:
             return self.update_sensor(device_id, sensor_key, pattern=data)
-        return self._run(
-            self._update_sensor,
-            device_id,
-            sensor_key,
-            {"patterns": {value_type: data}},
-            merge_patterns=True,
+        return cast(
+            SensorSpec,
+            self._run(
+                self._locked,
+                device_id,
+                self._update_sensor,
+                device_id,
+                sensor_key,
+                {"patterns": {value_type: data}},
+                True,  # merge with the other values' patterns
+            ),
         )
 
     async def _update_sensor(
@@ -1123,7 +1251,7 @@ class Fleet:
 
     def remove_sensor(self, device_id: str, sensor_key: str) -> None:
         """Remove a sensor while the device runs; its readings stop at once."""
-        self._run(self._remove_sensor, device_id, sensor_key)
+        self._run(self._locked, device_id, self._remove_sensor, device_id, sensor_key)
 
     async def _remove_sensor(self, device_id: str, key: str) -> None:
         rec = await self._db(self.store.remove_sensor, device_id, key)
@@ -1136,7 +1264,7 @@ class Fleet:
             if isinstance(actuator, ActuatorSpec)
             else ActuatorSpec.model_validate(actuator)
         )
-        self._run(self._upsert_actuator, device_id, spec)
+        self._run(self._locked, device_id, self._upsert_actuator, device_id, spec)
 
     async def _upsert_actuator(self, device_id: str, spec: ActuatorSpec) -> None:
         rec = await self._db(self.store.upsert_actuator, device_id, spec)
@@ -1144,7 +1272,7 @@ class Fleet:
 
     def remove_actuator(self, device_id: str, gpio: int) -> None:
         """Remove an actuator while the device runs."""
-        self._run(self._remove_actuator, device_id, gpio)
+        self._run(self._locked, device_id, self._remove_actuator, device_id, gpio)
 
     async def _remove_actuator(self, device_id: str, gpio: int) -> None:
         rec = await self._db(self.store.remove_actuator, device_id, gpio)
@@ -1163,7 +1291,9 @@ class Fleet:
         Raises:
             SpecError: unknown sensor or value type, or a non-finite value.
         """
-        self._run(self._set_value, device_id, sensor_key, value_type, value)
+        self._run(
+            self._locked, device_id, self._set_value, device_id, sensor_key, value_type, value
+        )
 
     def clear_value(
         self, device_id: str, sensor_key: str, *, value_type: str | None = None
@@ -1380,7 +1510,7 @@ class Fleet:
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
         """Block until every local device's session is up (or the timeout passes)."""
-        return self._run(self._wait_connected, timeout_s)
+        return self._run(self._wait_connected, min(timeout_s, self._timeout * 0.9))
 
     async def _wait_connected(self, timeout_s: float) -> bool:
         assert self._transport is not None

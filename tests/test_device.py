@@ -607,3 +607,48 @@ def test_same_seed_same_stream_different_seed_different() -> None:
 
     assert stream(1) == stream(1)
     assert stream(1) != stream(2)
+
+
+def test_dropping_the_ack_gate_starts_readings_and_cancels_the_watchdog() -> None:
+    d = Device(make(wait_for_ack=True), seed=1)
+    d.boot(T0)
+    step = d.apply_spec(T0 + 1, d.spec.replace(wait_for_ack=False))
+    assert "watchdog" in step.cancel
+    assert {t.name for t in step.timers if t.kind is TimerKind.SENSOR} == {
+        "sensor:4:ds18b20",
+        "sensor:21:sht31",
+        "sensor:34:moisture",
+    }
+
+
+def test_malformed_config_item_is_a_failure_not_an_exception() -> None:
+    d = booted()
+    step = send(
+        d,
+        T0,
+        TopicKind.CONFIG,
+        {
+            "correlation_id": "x",
+            "sensors": [{"gpio": 4, "sensor_type": "ds18b20", "sample_interval_ms": "soon"}],
+        },
+    )
+    resp = only(step, TopicKind.CONFIG_RESPONSE)
+    assert (resp["status"], resp["failed_count"]) == ("error", 1)
+
+
+def test_rejected_config_burns_no_seq() -> None:
+    d = booted()
+    before = d.seq
+    # Both valid alone, but the pump's gpio clashes with a sensor: the whole push is refused.
+    step = send(
+        d,
+        T0,
+        TopicKind.CONFIG,
+        {
+            "sensors": [{"gpio": 5, "sensor_type": "ds18b20"}],
+            "actuators": [{"gpio": 5, "actuator_type": "pump"}],
+        },
+    )
+    seqs = [m.payload["seq"] for m in step.messages]
+    assert seqs == [before + 1, before + 2]
+    assert all(m.payload["status"] == "error" for m in step.messages)

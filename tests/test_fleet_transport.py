@@ -275,3 +275,53 @@ def test_network_outage_drops_sessions_counts_drops_and_recovers(
         after = f.stats()
         assert after.breaker_opened >= 1
         assert after.produced == after.published + after.dropped + after.buffered
+
+
+def test_reboot_command_answers_then_reconnects_as_a_boot(fleet: Fleet) -> None:
+    dev = fleet.add_device(sensors=[DS], actuators=[PUMP])
+    assert fleet.wait_connected(5)
+    with fleet.server() as server:
+        resp = server.system_command(dev.id, "reboot")
+        assert resp["success"] is True
+        ann = server.wait_for(
+            lambda r: r.topic.kind is TopicKind.SESSION_ANNOUNCE and r.topic.esp_id == dev.id
+        )[0]
+        assert ann.payload["reason"] == "boot"
+        assert server.wait_for(
+            lambda r: r.topic.kind is TopicKind.WILL and r.topic.esp_id == dev.id
+        )
+    assert fleet.status(dev.id)["boot_count"] == 2
+
+
+def test_zone_change_by_the_server_and_a_user_change_both_survive(fleet: Fleet) -> None:
+    dev = fleet.add_device(sensors=[DS], actuators=[PUMP])
+    assert fleet.wait_connected(5)
+    with fleet.server() as server:
+        server.zone_assign(dev.id, "zoneA")
+        fleet.update_sensor(dev.id, "4:ds18b20", interval_s=7)
+    deadline = time.time() + 5
+    while time.time() < deadline and fleet.spec(dev.id).zone_id != "zoneA":
+        time.sleep(0.05)
+    spec = fleet.spec(dev.id)
+    assert spec.zone_id == "zoneA"
+    assert spec.sensors[0].interval_s == 7
+    assert fleet.status(dev.id)["zone_id"] == "zoneA"
+
+
+def test_broadcast_emergency_reaches_every_kaiser_in_shared_mode(
+    no_thread_leak: None, tmp_path: Path, mqtt_url: str
+) -> None:
+    with Fleet(db=sqlite(tmp_path), mqtt=mqtt_url, seed=27, fast=True, session_mode="shared") as f:
+        a = f.add_device(actuators=[PUMP])
+        b = f.add_device(kaiser_id="k2", actuators=[PUMP])
+        assert f.wait_connected(5)
+        with f.server() as server:
+            server.emergency_stop(wait_for=[a.id])
+        deadline = time.time() + 5
+        states: list[str] = []
+        while time.time() < deadline:
+            states = [f.status(i)["actuators"][0]["emergency"] for i in (a.id, b.id)]
+            if states == ["active", "active"]:
+                break
+            time.sleep(0.05)
+        assert states == ["active", "active"]

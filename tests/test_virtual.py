@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from mocksim import DeviceSpec, messages_frame, simulate
+from mocksim.device import Device
+from mocksim.engine import Engine
 from mocksim.protocol.topics import TopicBuilder, TopicKind
 from mocksim.protocol.validate import check
 from mocksim.scheduler import DEFAULT_VIRTUAL_START as T0
+from mocksim.scheduler import Scheduler, VirtualClock
 
 TB = TopicBuilder()
 ID = "ESP_12AB34"
@@ -94,3 +97,26 @@ def test_messages_frame_has_one_row_per_message() -> None:
     frame = messages_frame(out)
     assert len(frame) == len(out)
     assert str(frame["time"].dt.tz) == "UTC"
+
+
+def test_pause_keeps_actuator_deadlines_and_publishes_nothing() -> None:
+    clock = VirtualClock(T0)
+    sched = Scheduler(clock)
+    out: list[Any] = []
+    engine = Engine(sched, lambda _d, m: out.append((clock.now(), m)))
+    engine.add(Device(SPEC.replace(wait_for_ack=False), seed=1))
+    engine.connected(ID, reconnect=False)
+    engine.run(
+        ID,
+        lambda d, now: d.on_message(
+            now, TB.parse(TB.actuator_command(ID, 5)), {"command": "ON", "duration": 3}
+        ),
+    )
+    engine.pause(ID)
+    paused_at = len(out)
+    sched.advance(T0 + 60)
+    assert len(out) == paused_at  # nothing published while paused
+    assert engine.device(ID).actuator_state(5, T0 + 60)["state"] is False  # auto-off still ran
+    engine.resume(ID)
+    statuses = [m.payload for _, m in out[paused_at:] if m.topic.endswith("/status")]
+    assert statuses[-1]["state"] is False
