@@ -1147,24 +1147,25 @@ class Fleet:
         revision = await self._db(self.store.set_desired_state, ids, state)
         for device_id in ids:
             self._seen[device_id] = max(self._seen.get(device_id, 0), revision)
-        records = [await self._db(self.store.get_device, i) for i in ids]
-        to_start = []
-        for rec in records:
-            did = rec.spec.id
-            if state is DesiredState.STOPPED:
-                await self._drop_local(did)
-                await self._db(self.store.set_runtime_status, did, RuntimeStatus.STOPPED)
-                await self._db(self.store.release_leases, self.owner, [did])
-            elif did in self._engine:
-                self._apply_record(rec)
-                status = (
-                    RuntimeStatus.PAUSED
-                    if state is DesiredState.PAUSED
-                    else (RuntimeStatus.RUNNING)
-                )
-                await self._db(self.store.set_runtime_status, did, status)
-            else:
-                to_start.append(rec)
+        if state is DesiredState.STOPPED:
+            # Bulk: one status write and one lease release for all, whatever the fleet size.
+            for device_id in ids:
+                await self._drop_local(device_id)
+            await self._db(self.store.set_runtime_status, ids, RuntimeStatus.STOPPED)
+            await self._db(self.store.release_leases, self.owner, ids)
+            return
+        wanted = set(ids)
+        if len(wanted) == 1:
+            records = [await self._db(self.store.get_device, ids[0])]
+        else:
+            records = [r for r in await self._db(self.store.list_devices) if r.spec.id in wanted]
+        local = [r for r in records if r.spec.id in self._engine]
+        for rec in local:
+            self._apply_record(rec)
+        if local:
+            status = RuntimeStatus.PAUSED if state is DesiredState.PAUSED else RuntimeStatus.RUNNING
+            await self._db(self.store.set_runtime_status, [r.spec.id for r in local], status)
+        to_start = [r for r in records if r.spec.id not in self._engine]
         if to_start:
             await self._start_records(to_start, reason="POWERON")
 
