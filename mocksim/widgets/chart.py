@@ -113,7 +113,12 @@ def plot(
             )
         )
     axes = [
-        bqplot.Axis(scale=x_scale, label="time" if time_axis else x, side="bottom"),
+        bqplot.Axis(
+            scale=x_scale,
+            label="time" if time_axis else x,
+            side="bottom",
+            tick_format="%H:%M:%S" if time_axis else None,
+        ),
         bqplot.Axis(scale=y_scale, side="left", label=y_label or y),
     ]
     return bqplot.Figure(
@@ -175,7 +180,10 @@ class ChartPanel(Panel):
             for i in range(max_series)
         ]
         self.x_axis = bqplot.Axis(
-            scale=self.x_scale, label="received (browser time)", side="bottom"
+            scale=self.x_scale,
+            label="received (browser time)",
+            side="bottom",
+            tick_format="%H:%M:%S",  # the default mixes ".500" and ":52" ticks at this zoom
         )
         self.y_axis = bqplot.Axis(scale=self.y_scale, side="left", label="value")
         self.figure = bqplot.Figure(
