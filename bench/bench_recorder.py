@@ -25,8 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,54 +46,12 @@ from mocksim.catalog import VALUE_TYPES
 from mocksim.protocol.topics import TopicBuilder
 from mocksim.recorder import Recorder
 from mocksim.store import Store
+from tests.services import Mosquitto
 
 HOST = "127.0.0.1"
 KAISER = "bench"
 DEVICES = 100
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-class Broker:
-    """mosquitto on a free loopback port; never drops QoS 1 messages for a slow subscriber."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-recorder-mosquitto-"))
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            self.port = sock.getsockname()[1]
-        lines = [
-            f"listener {self.port} {HOST}",
-            "allow_anonymous true",
-            "persistence false",
-            "max_queued_messages 1000000",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf = self.tmp / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.close()
-        raise RuntimeError("mosquitto did not start")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{HOST}:{self.port}"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def payloads(count: int) -> list[tuple[str, bytes]]:
@@ -190,7 +146,7 @@ def raw_insert_rate(store: Store, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def run_publisher(broker: Broker, count: int, qos: int) -> subprocess.Popen[bytes]:
+def run_publisher(broker: Mosquitto, count: int, qos: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -216,7 +172,7 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def ingest(store: Store, broker: Broker, count: int, qos: int) -> dict[str, float]:
+def ingest(store: Store, broker: Mosquitto, count: int, qos: int) -> dict[str, float]:
     """End to end: the publisher floods, the recorder receives and writes."""
     recorder = Recorder(store, broker.url, kaiser_ids=[KAISER])
     recorder.start()
@@ -261,7 +217,7 @@ def ingest(store: Store, broker: Broker, count: int, qos: int) -> dict[str, floa
     }
 
 
-def drain(store: Store, url: str, broker: Broker, count: int, qos: int) -> float:
+def drain(store: Store, url: str, broker: Mosquitto, count: int, qos: int) -> float:
     """The writer alone: fill the queue while readings are locked, then time the catch-up."""
     recorder = Recorder(store, broker.url, kaiser_ids=[KAISER], queue_size=count + 10)
     recorder.start()
@@ -300,7 +256,7 @@ def lock_readings(url: str) -> Callable[[], None]:
     return release_pg
 
 
-def bench_database(label: str, url: str, broker: Broker, count: int, qos: int) -> dict:
+def bench_database(label: str, url: str, broker: Mosquitto, count: int, qos: int) -> dict:
     with Store.open(url) as store:
         raw = raw_insert_rate(store, count)
         drained = drain(store, url, broker, min(count, 50_000), qos)
@@ -322,7 +278,9 @@ def main() -> None:
         publish_main(args.port, args.messages, args.qos)
         return
     count = min(args.messages, 500_000)  # bounded
-    broker = Broker()
+    broker = Mosquitto(
+        extra_config=["max_queued_messages 1000000"]
+    )  # never drop for a slow subscriber
     tmp = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
     results = []
     try:

@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import resource
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,57 +32,10 @@ from mocksim.transport import (
     OfflinePolicy,
     PublishOutcome,
 )
+from tests.services import Mosquitto
 
 HOST = "127.0.0.1"
 TOPICS = TopicBuilder()
-
-
-class Broker:
-    """mosquitto on a free loopback port with a high fd limit."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-mosquitto-"))
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            self.port = sock.getsockname()[1]
-        conf = self.tmp / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} {HOST}",
-            "allow_anonymous true",
-            "persistence false",
-            "max_queued_messages 100000",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
-
-        def limits() -> None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
-
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=limits,  # noqa: PLW1509
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{HOST}:{self.port}"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def message(device_id: str, n: int, qos: int) -> Message:
@@ -192,7 +139,7 @@ async def sessions_figures(url: str, sessions: int) -> dict[str, float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    broker = Broker()
+    broker = Mosquitto()  # the test harness's broker starter
     try:
         # Sessions first, in a fresh process heap: later runs free memory RSS would reuse.
         figures = await sessions_figures(broker.url, args.sessions)

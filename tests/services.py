@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -253,6 +253,7 @@ class Mosquitto:
         nofile: RLIMIT_NOFILE for the broker (clamped to what the system allows).
         port: a fixed port; by default a free one.
         start: start at once (default) or leave it to ``start()``.
+        extra_config: more mosquitto.conf lines (benchmarks: ``max_queued_messages …``).
     """
 
     host = LOOPBACK
@@ -265,6 +266,7 @@ class Mosquitto:
         nofile: int = 16384,
         port: int | None = None,
         start: bool = True,
+        extra_config: Sequence[str] = (),
     ) -> None:
         binary = find_mosquitto()
         if binary is None:
@@ -274,6 +276,7 @@ class Mosquitto:
         self._port = port if port is not None else free_port()
         self._users = dict(users or {})
         self._max_connections = max_connections
+        self._extra_config = list(extra_config)
         self._nofile = _nofile_target(nofile)
         self._lock = threading.Lock()
         self.tmpdir = Path(tempfile.mkdtemp(prefix="mocksim-mosquitto-"))
@@ -348,6 +351,7 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {self.tmpdir / 'passwords'}"]
         else:
             lines.append("allow_anonymous true")
+        lines += self._extra_config
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def _start_first(self) -> None:
