@@ -47,7 +47,6 @@ class DeviceCounters:
 
     produced: int = 0
     suppressed: int = 0  # produced while paused and not published (actuator deadlines)
-    inbound: int = 0
     rejected: int = 0
     last_publish: float | None = None
 

@@ -1005,6 +1005,7 @@ class Fleet:
         self._run(self._remove, device_id, purge_readings)
 
     async def _remove(self, device_id: str, purge_readings: bool = False) -> None:
+        self._locks.pop(device_id, None)
         await self._db(lambda: self.store.delete_device(device_id, purge_readings=purge_readings))
         await self._drop_local(device_id)
 

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mocksim.errors import SpecError, TopicError, TransportError
-from mocksim.protocol.topics import ParsedTopic, TopicBuilder, TopicKind
+from mocksim.protocol.topics import Direction, ParsedTopic, TopicBuilder, TopicKind
 from mocksim.transport.endpoint import BrokerEndpoint
 
 __all__ = ["Received", "ServerClient"]
@@ -127,7 +127,7 @@ class ServerClient:
             parsed = self._topics.parse(msg.topic)
         except TopicError:
             return
-        if self._topics.direction(parsed.kind).value != "device_to_server":
+        if self._topics.direction(parsed.kind) is not Direction.DEVICE_TO_SERVER:
             return
         try:
             payload = orjson.loads(msg.payload) if msg.payload else None
